@@ -1,0 +1,1 @@
+"""Exchange venues behind one protocol (ccxt, paper, replay, simulated). No Qt."""

@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy models, migrations, repositories, the keyring secret store. No Qt."""
