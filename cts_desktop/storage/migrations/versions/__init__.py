@@ -1,0 +1,1 @@
+"""Revision scripts. A package so that wheels and frozen builds ship them."""
