@@ -71,7 +71,7 @@ class EventBus:
 
     def publish(self, event: Event) -> None:
         for event_type in type(event).__mro__:
-            for handler in list(self._handlers.get(event_type, ())):  # type: ignore[arg-type]
+            for handler in list(self._handlers.get(event_type, ())):
                 try:
                     handler(event)
                 except Exception:
