@@ -1,0 +1,299 @@
+"""The main window: eight movable docks, a saved layout and a status bar that never lies about mode.
+
+The window owns no trading logic. Closing it does not quit: the first close only asks the
+composition root (``shutdown_requested``) to stop the engine gracefully — awaiting that inside
+``closeEvent`` would need a nested event loop, which qasync forbids — and the root calls
+:meth:`MainWindow.finish_close` when it is done.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import re
+from pathlib import Path
+from typing import Final
+
+import pyqtgraph as pg
+from PySide6.QtCore import QByteArray, QSettings, Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QTabWidget, QWidget
+
+from cts_desktop.domain.enums import EngineState, TradingMode
+from cts_desktop.engine.events import EngineStateChanged, EventBus
+from cts_desktop.ui.bridge import EventBridge
+from cts_desktop.ui.log_handler import QtLogHandler
+from cts_desktop.ui.panels.logs_panel import LogsPanel
+from cts_desktop.ui.panels.table_panel import TablePanel
+from cts_desktop.ui.theme import MODE_STYLES
+
+log = logging.getLogger(__name__)
+
+#: Bump when docks are added, removed or renamed: an older saved state is then ignored.
+LAYOUT_VERSION: Final = 1
+DOCK_TITLES: Final = ("Market", "Chart", "Engine", "Connections", "Positions", "Orders", "Strategies", "Logs")
+_LEFT, _RIGHT = Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea
+_TOP, _BOTTOM = Qt.DockWidgetArea.TopDockWidgetArea, Qt.DockWidgetArea.BottomDockWidgetArea
+DEFAULT_AREAS: Final[dict[str, Qt.DockWidgetArea]] = {
+    "Market": _LEFT,
+    "Chart": _TOP,
+    "Engine": _RIGHT,
+    "Connections": _RIGHT,
+    "Positions": _BOTTOM,
+    "Orders": _BOTTOM,
+    "Strategies": _BOTTOM,
+    "Logs": _BOTTOM,
+}
+_BOTTOM_TABS: Final = ("Positions", "Orders", "Strategies", "Logs")
+_TABLES: Final[dict[str, tuple[tuple[str, ...], str]]] = {
+    "Market": (
+        ("Symbol", "Last", "Bid", "Ask", "24h %", "Volume", "Updated"),
+        "Live prices of the watched symbols of every connection.",
+    ),
+    "Engine": (
+        ("Component", "State", "Since", "Detail"),
+        "The engine state machine, each connection's engine and its supervised tasks.",
+    ),
+    "Connections": (
+        ("Name", "Exchange", "Mode", "State", "Latency", "Last message"),
+        "Exchange connections with their mode, state and health.",
+    ),
+    "Positions": (
+        ("Connection", "Symbol", "Side", "Size", "Entry", "Mark", "Unrealised PnL", "Leverage"),
+        "Open positions (exchange and paper) with live profit and loss.",
+    ),
+    "Orders": (
+        ("Time", "Connection", "Symbol", "Side", "Type", "Price", "Amount", "Filled", "Status", "Client id"),
+        "Orders from intent to fill, cancellation or failure.",
+    ),
+    "Strategies": (
+        ("Set", "Configuration", "Stage", "Trades", "Win rate", "Profit factor", "PnL"),
+        "Strategy sets and their pseudo positions promoted Base → Main → Real.",
+    ),
+}
+_URL_PASSWORD = re.compile(r"(://[^/@:]*:)[^/@]*@")
+
+
+def redact_location(location: str) -> str:
+    """Hide a password in a database URL: the status bar is visible in screenshots and screen shares."""
+    return _URL_PASSWORD.sub(r"\1***@", location)
+
+
+class MainWindow(QMainWindow):
+    """Docks, menus, saved layout and status bar; see the module docstring for the close protocol."""
+
+    shutdown_requested = Signal()
+
+    def __init__(
+        self,
+        *,
+        layout_file: Path,
+        bus: EventBus,
+        mode: TradingMode,
+        engine_state: EngineState,
+        database_location: str,
+        log_handler: QtLogHandler,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("main_window")
+        self._layout_file = layout_file
+        self._shutdown_pending = False
+        self._close_allowed = False
+        self._docks: dict[str, QDockWidget] = {}
+        self.resize(1400, 900)
+        self.setDockOptions(
+            QMainWindow.DockOption.AnimatedDocks
+            | QMainWindow.DockOption.AllowTabbedDocks
+            | QMainWindow.DockOption.AllowNestedDocks
+        )
+        # Market and Engine/Connections run the full height; the tab group spans the full width.
+        self.setCorner(Qt.Corner.TopLeftCorner, _LEFT)
+        self.setCorner(Qt.Corner.TopRightCorner, _RIGHT)
+        self.setCorner(Qt.Corner.BottomLeftCorner, _BOTTOM)
+        self.setCorner(Qt.Corner.BottomRightCorner, _BOTTOM)
+        self.setTabPosition(_BOTTOM, QTabWidget.TabPosition.North)
+
+        self.logs_panel = LogsPanel(parent=self)
+        self.logs_panel.attach(log_handler)
+        self._create_docks()
+        self._create_menus()
+        self._create_status_bar(database_location)
+        self.set_mode(mode)
+        self.set_engine_state(engine_state)
+        self._arrange_default()
+
+        self._bridge = EventBridge(bus, self)
+        self._bridge.received.connect(self._on_event)
+        self.restore_layout()
+
+    # -- construction -------------------------------------------------------------------------
+
+    def _create_docks(self) -> None:
+        for title in DOCK_TITLES:
+            dock = QDockWidget(title, self)
+            dock.setObjectName(f"dock_{title.lower()}")  # saveState() keys docks by objectName
+            dock.setFeatures(
+                QDockWidget.DockWidgetFeature.DockWidgetClosable
+                | QDockWidget.DockWidgetFeature.DockWidgetMovable
+                | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+            )
+            dock.setWidget(self._panel_for(title))
+            self._docks[title] = dock
+
+    def _panel_for(self, title: str) -> QWidget:
+        if title == "Logs":
+            return self.logs_panel
+        if title == "Chart":
+            chart = pg.PlotWidget(parent=self, axisItems={"bottom": pg.DateAxisItem(orientation="bottom")})
+            chart.setObjectName("chart")
+            chart.showGrid(x=True, y=True, alpha=0.2)
+            chart.setTitle("Select a symbol in the Market panel")
+            widget: QWidget = chart
+            return widget
+        columns, placeholder = _TABLES[title]
+        panel = TablePanel(columns, placeholder, self)
+        panel.setObjectName(f"panel_{title.lower()}")
+        return panel
+
+    def _create_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        quit_action = QAction("&Quit", self)
+        quit_action.setObjectName("action_quit")
+        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        quit_action.triggered.connect(self.close)  # the same graceful path as the title-bar button
+        file_menu.addAction(quit_action)
+
+        self.view_menu = self.menuBar().addMenu("&View")
+        for title in DOCK_TITLES:
+            self.view_menu.addAction(self._docks[title].toggleViewAction())
+        self.view_menu.addSeparator()
+        reset_action = QAction("&Reset layout", self)
+        reset_action.setObjectName("action_reset_layout")
+        reset_action.triggered.connect(self.reset_layout)
+        self.view_menu.addAction(reset_action)
+
+    def _create_status_bar(self, database_location: str) -> None:
+        self._mode_label = QLabel(self)
+        self._mode_label.setObjectName("status_mode")
+        self._engine_label = QLabel(self)
+        self._engine_label.setObjectName("status_engine")
+        location = redact_location(database_location)
+        self._database_label = QLabel(f"DB: {location}", self)
+        self._database_label.setObjectName("status_database")
+        self._database_label.setToolTip(location)
+        bar = self.statusBar()
+        for label in (self._mode_label, self._engine_label, self._database_label):
+            bar.addPermanentWidget(label)
+
+    def _arrange_default(self) -> None:
+        for title in DOCK_TITLES:
+            dock = self._docks[title]
+            self.addDockWidget(DEFAULT_AREAS[title], dock)
+            dock.show()
+        for first, second in itertools.pairwise(_BOTTOM_TABS):
+            self.tabifyDockWidget(self._docks[first], self._docks[second])
+        self._docks[_BOTTOM_TABS[0]].raise_()
+        horizontal, vertical = Qt.Orientation.Horizontal, Qt.Orientation.Vertical
+        # The chart must be named too: with no central widget, the space it does not claim goes to
+        # the side docks and it shrinks to its minimum width.
+        market, chart, engine = (self._docks[title] for title in ("Market", "Chart", "Engine"))
+        self.resizeDocks([market, chart, engine], [300, 780, 320], horizontal)
+        self.resizeDocks([chart, self._docks["Positions"]], [540, 300], vertical)
+
+    # -- docks ----------------------------------------------------------------------------------
+
+    def dock_titles(self) -> list[str]:
+        return list(DOCK_TITLES)
+
+    def dock(self, title: str) -> QDockWidget:
+        """The dock with this title; ``KeyError`` for an unknown one."""
+        return self._docks[title]
+
+    # -- layout ---------------------------------------------------------------------------------
+
+    def save_layout(self) -> None:
+        """Write window geometry and dock state to the layout file (INI, via QSettings)."""
+        self._layout_file.parent.mkdir(parents=True, exist_ok=True)
+        settings = QSettings(str(self._layout_file), QSettings.Format.IniFormat)
+        settings.setValue("layout/version", LAYOUT_VERSION)
+        settings.setValue("layout/geometry", self.saveGeometry())
+        settings.setValue("layout/state", self.saveState(LAYOUT_VERSION))
+        settings.sync()
+        if settings.status() != QSettings.Status.NoError:
+            log.warning("could not save the window layout to %s: %s", self._layout_file, settings.status())
+
+    def restore_layout(self) -> bool:
+        """Apply the saved layout; False, with the current layout untouched, when there is none usable.
+
+        A layout from another LAYOUT_VERSION is ignored rather than half-applied: the dock set it
+        describes may differ from ours.
+        """
+        if not self._layout_file.is_file():
+            return False
+        settings = QSettings(str(self._layout_file), QSettings.Format.IniFormat)
+        if settings.status() != QSettings.Status.NoError:
+            log.warning("ignoring unreadable window layout %s", self._layout_file)
+            return False
+        if str(settings.value("layout/version", "")) != str(LAYOUT_VERSION):
+            log.info("ignoring window layout %s from another layout version", self._layout_file)
+            return False
+        state = settings.value("layout/state")
+        geometry = settings.value("layout/geometry")
+        if not isinstance(state, QByteArray) or not self.restoreState(state, LAYOUT_VERSION):
+            log.warning("ignoring invalid window layout %s", self._layout_file)
+            return False
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        return True
+
+    def reset_layout(self) -> None:
+        """Every dock visible, docked at its default area, with default sizes."""
+        for dock in self._docks.values():
+            dock.setFloating(False)
+            self.removeDockWidget(dock)
+        self._arrange_default()
+
+    # -- status ---------------------------------------------------------------------------------
+
+    def set_mode(self, mode: TradingMode) -> None:
+        text = mode.value.upper()
+        self._mode_label.setText(text)
+        self._mode_label.setStyleSheet(MODE_STYLES[mode])
+        self._mode_label.setToolTip(
+            "Live trading: orders go to the exchange with real funds"
+            if mode is TradingMode.LIVE
+            else "Paper trading: simulated orders, no real funds"
+        )
+        self.setWindowTitle(f"cts-desktop — {text}")
+
+    def set_engine_state(self, state: EngineState, reason: str = "") -> None:
+        self._engine_label.setText(f"Engine: {state.value}")
+        self._engine_label.setToolTip(reason)
+
+    def _on_event(self, event: object) -> None:
+        if isinstance(event, EngineStateChanged) and event.connection_id is None:
+            self.set_engine_state(event.new, event.reason)
+
+    # -- closing --------------------------------------------------------------------------------
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        """First close: ask for the graceful shutdown and stay open; after finish_close(): close."""
+        if self._close_allowed:
+            event.accept()
+            return
+        event.ignore()
+        if not self._shutdown_pending:  # a second click while shutting down must not start another
+            self._shutdown_pending = True
+            self.shutdown_requested.emit()
+
+    def finish_close(self) -> None:
+        """Called by the composition root once the engine has stopped: save the layout, then close."""
+        try:
+            self.save_layout()
+        except Exception:
+            log.exception("could not save the window layout")
+        self._bridge.close()
+        self.logs_panel.detach()
+        self._close_allowed = True
+        self.close()

@@ -1,0 +1,1 @@
+"""Dock contents, one module per panel; each panel only reads models and the event bridge."""

@@ -1,0 +1,77 @@
+"""A generic table dock body used while the real panels (Market, Positions, Orders, ...) are built.
+
+Each dock gets its final column headings now, so the layout, the saved dock state and the look of
+the window can be reviewed before the engine feeds any data; the placeholder line says what will
+appear there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt
+from PySide6.QtWidgets import QAbstractItemView, QLabel, QTableView, QVBoxLayout, QWidget
+
+type _Index = QModelIndex | QPersistentModelIndex
+_ROOT = QModelIndex()  # the invalid index: a shared default, never mutated
+
+
+class ColumnTableModel(QAbstractTableModel):
+    """A column-headed model with rows of plain values; empty until a panel feeds it."""
+
+    def __init__(self, columns: Sequence[str], parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._columns = tuple(columns)
+        self._rows: list[tuple[Any, ...]] = []
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self._columns
+
+    def set_rows(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Replace all rows at once (one reset, not one signal per row)."""
+        self.beginResetModel()
+        self._rows = [tuple(row) for row in rows]
+        self.endResetModel()
+
+    def rowCount(self, parent: _Index = _ROOT) -> int:
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: _Index = _ROOT) -> int:
+        return 0 if parent.isValid() else len(self._columns)
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return self._columns[section]
+        return None
+
+    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if role != Qt.ItemDataRole.DisplayRole or not index.isValid():
+            return None
+        row = self._rows[index.row()]
+        return "" if index.column() >= len(row) else str(row[index.column()])
+
+
+class TablePanel(QWidget):
+    """A placeholder line above a read-only table with the panel's column headings."""
+
+    def __init__(self, columns: Sequence[str], placeholder: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model = ColumnTableModel(columns, self)
+        self.placeholder = QLabel(placeholder, self)
+        self.placeholder.setObjectName("placeholder")
+        self.placeholder.setWordWrap(True)
+        self.placeholder.setEnabled(False)  # greyed: it describes, it is not data
+        self.view = QTableView(self)
+        self.view.setModel(self.model)
+        self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.view.verticalHeader().hide()
+        self.view.horizontalHeader().setStretchLastSection(True)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(self.placeholder)
+        layout.addWidget(self.view)
