@@ -1,0 +1,241 @@
+"""Composition root of the windowed application: the qasync loop, the services and the main window.
+
+The self-test builds the application through exactly the same functions as the GUI, so a
+passing self-test means the real start-up path works (installers and CI rely on that).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import platform
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any
+
+import qasync
+from PySide6.QtCore import QTimer, qVersion
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from cts_desktop import __version__
+from cts_desktop.services import AppServices, build_services
+from cts_desktop.storage.database import HEAD_REVISION, DatabaseError
+from cts_desktop.ui.log_handler import QtLogHandler
+from cts_desktop.ui.main_window import DOCK_TITLES, MainWindow
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_TIMEOUT_S = 15.0
+REPORTED_PACKAGES = (
+    "PySide6-Essentials",
+    "qasync",
+    "pyqtgraph",
+    "ccxt",
+    "SQLAlchemy",
+    "aiosqlite",
+    "alembic",
+    "keyring",
+    "numpy",
+    "pandas",
+    "pandas-ta",
+    "TA-Lib",
+    "platformdirs",
+)
+
+
+@dataclass(slots=True)
+class GuiSession:
+    """A running window with its services; owns the one graceful-shutdown path."""
+
+    services: AppServices
+    window: MainWindow
+    stopped: asyncio.Event = field(default_factory=asyncio.Event)
+    shutdown_seconds: float | None = None
+    _shutdown_task: asyncio.Task[None] | None = None
+
+    def request_shutdown(self) -> None:
+        """Called by the window's close, File → Quit, SIGINT and SIGTERM; later calls are ignored."""
+        if self._shutdown_task is None:
+            self._shutdown_task = asyncio.ensure_future(self._shutdown())
+
+    async def _shutdown(self) -> None:
+        started = time.perf_counter()
+        try:
+            await asyncio.wait_for(self.services.aclose(), SHUTDOWN_TIMEOUT_S)
+        except Exception:
+            log.exception("graceful shutdown did not complete")
+        finally:
+            self.window.finish_close()
+            self.shutdown_seconds = time.perf_counter() - started
+            self.stopped.set()
+
+
+def application() -> QApplication:
+    app = QApplication.instance()
+    if not isinstance(app, QApplication):
+        app = QApplication(sys.argv[:1])
+    app.setApplicationName("cts-desktop")
+    app.setApplicationVersion(__version__)
+    # Closing the last window must not stop the loop before the async shutdown ran (PITFALLS).
+    app.setQuitOnLastWindowClosed(False)
+    return app
+
+
+def open_window(services: AppServices) -> GuiSession:
+    log_handler = QtLogHandler()
+    services.logging.add(log_handler)
+    info = services.database_info
+    window = MainWindow(
+        layout_file=services.paths.layout_file,
+        bus=services.bus,
+        mode=services.mode,
+        engine_state=services.engine_state,
+        database_location=info.path or info.url,
+        log_handler=log_handler,
+    )
+    session = GuiSession(services, window)
+    window.shutdown_requested.connect(session.request_shutdown)
+    window.show()
+    for warning in services.startup_warnings:
+        log.warning("%s", warning)
+    return session
+
+
+def install_signal_handlers(session: GuiSession) -> QTimer:
+    """SIGINT/SIGTERM run the graceful shutdown; a second signal forces the exit.
+
+    Python only runs signal handlers when the interpreter gets control, which a Qt loop does not
+    give it while idle, hence the short no-op timer.
+    """
+    loop = asyncio.get_running_loop()
+    received = 0
+
+    def on_signal(signum: int, _frame: object) -> None:
+        nonlocal received
+        received += 1
+        if received > 1:
+            os._exit(128 + signum)
+        loop.call_soon_threadsafe(session.window.close)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
+    ticker = QTimer()
+    ticker.timeout.connect(lambda: None)
+    ticker.start(200)
+    return ticker
+
+
+async def _gui_main(db_url: str | None) -> str | None:
+    """Run until the window closed; return why start-up failed, or None."""
+    try:
+        services = await build_services(db_url=db_url)
+    except DatabaseError as exc:
+        return str(exc)
+    session = open_window(services)
+    ticker = install_signal_handlers(session)
+    await session.stopped.wait()
+    ticker.stop()
+    return None
+
+
+def run_gui(*, db_url: str | None = None) -> int:
+    app = application()
+    failure: str | None = qasync.run(_gui_main(db_url))
+    if failure is None:
+        return 0
+    print(f"cts-desktop could not start: {failure}", file=sys.stderr)
+    if app.platformName() not in ("offscreen", "minimal"):
+        # Outside the asyncio loop now, so a modal dialog cannot strand a task (PITFALLS).
+        QMessageBox.critical(None, "cts-desktop could not start", failure)
+    return 1
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version(), "cts-desktop": __version__, "qt": qVersion()}
+    for name in REPORTED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+class _ErrorCollector(logging.Handler):
+    """Counts ERROR records during the self-test; any one makes the run unhealthy."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(f"{record.name}: {record.getMessage()}")
+
+
+async def _selftest_main(seconds: float, db_url: str | None) -> dict[str, Any]:
+    started = time.perf_counter()
+    report: dict[str, Any] = {"versions": package_versions(), "errors": [], "warnings": []}
+    try:
+        services = await build_services(db_url=db_url, console_logging=False)
+    except DatabaseError as exc:
+        report["errors"].append(f"database: {exc}")
+        return report
+    collector = _ErrorCollector()
+    services.logging.add(collector)
+    session = open_window(services)
+    await asyncio.sleep(seconds)
+    window = session.window
+    info = services.database_info
+    report.update(
+        database={
+            "url": info.url,
+            "backend": info.backend,
+            "path": info.path,
+            "revision": info.revision,
+            "head_revision": HEAD_REVISION,
+            "journal_mode": info.journal_mode,
+        },
+        keyring={
+            "backend": services.keyring.backend,
+            "available": services.keyring.available,
+            "error": services.keyring.error,
+        },
+        docks=window.dock_titles(),
+        mode=services.mode.value.upper(),
+        engine_state=services.engine_state.value,
+        home=str(services.paths.home),
+    )
+    report["warnings"].extend(services.startup_warnings)
+    errors: list[str] = report["errors"]
+    if info.revision != HEAD_REVISION:
+        errors.append(f"database revision {info.revision} is not the head revision {HEAD_REVISION}")
+    missing = [title for title in DOCK_TITLES if title not in report["docks"]]
+    if missing:
+        errors.append(f"missing docks: {', '.join(missing)}")
+    window.close()  # the same path as the user closing the window
+    try:
+        await asyncio.wait_for(session.stopped.wait(), SHUTDOWN_TIMEOUT_S + 5)
+    except TimeoutError:
+        errors.append("graceful shutdown did not finish in time")
+    errors.extend(collector.messages)
+    report["shutdown"] = {
+        "graceful": session.stopped.is_set() and services.closed and not window.isVisible(),
+        "seconds": round(session.shutdown_seconds or 0.0, 3),
+        "layout_saved": services.paths.layout_file.exists(),
+    }
+    if not report["shutdown"]["graceful"]:
+        errors.append("window or services still open after shutdown")
+    report["uptime_seconds"] = round(time.perf_counter() - started, 3)
+    return report
+
+
+def run_selftest(*, seconds: float, db_url: str | None = None) -> tuple[dict[str, Any], int]:
+    """Run the application offscreen for ``seconds`` and return (report, exit code)."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    application()
+    report: dict[str, Any] = qasync.run(_selftest_main(seconds, db_url))
+    report["healthy"] = not report["errors"]
+    return report, 0 if report["healthy"] else 1

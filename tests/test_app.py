@@ -1,0 +1,81 @@
+"""The composition root: self-test through the real start-up path, and graceful window close."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cts_desktop.storage.database import HEAD_REVISION
+
+DOCKS = ["Market", "Chart", "Engine", "Connections", "Positions", "Orders", "Strategies", "Logs"]
+
+
+def _selftest(home: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, CTS_DESKTOP_HOME=str(home), QT_QPA_PLATFORM="offscreen")
+    return subprocess.run(
+        [sys.executable, "-m", "cts_desktop", *extra, "selftest", "--seconds", "0.5", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_selftest_reports_a_healthy_application(tmp_path: Path) -> None:
+    result = _selftest(tmp_path / "home")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["healthy"] is True and report["errors"] == []
+    assert sorted(report["docks"]) == sorted(DOCKS)
+    assert report["database"]["revision"] == HEAD_REVISION
+    assert report["database"]["journal_mode"] == "wal"
+    assert report["database"]["path"] == str((tmp_path / "home" / "cts-desktop.db").resolve())
+    assert report["mode"] == "PAPER"
+    assert report["shutdown"]["graceful"] is True and report["shutdown"]["layout_saved"] is True
+    assert {"python", "PySide6-Essentials", "ccxt", "SQLAlchemy", "numpy"} <= set(report["versions"])
+    assert set(report["keyring"]) == {"backend", "available", "error"}
+
+
+def test_selftest_with_db_option_and_redacted_credentials(tmp_path: Path) -> None:
+    other = tmp_path / "elsewhere" / "trading.db"
+    result = _selftest(tmp_path / "home", "--db", str(other))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["database"]["path"] == str(other.resolve())
+    assert other.exists()
+
+
+def test_selftest_on_a_corrupt_database_fails_clearly_and_keeps_the_file(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    corrupt = home / "cts-desktop.db"
+    corrupt.write_bytes(b"this is not a database, it is a half-written file" * 100)
+    before = corrupt.read_bytes()
+    result = _selftest(home)
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert report["healthy"] is False
+    assert any("cts-desktop.db" in error for error in report["errors"])
+    assert corrupt.read_bytes() == before
+
+
+@pytest.mark.qasync
+@pytest.mark.asyncio
+async def test_closing_the_window_runs_the_graceful_shutdown(cts_home: Path) -> None:
+    from cts_desktop.app import application, open_window
+    from cts_desktop.services import build_services
+    from tests.helpers import wait_for
+
+    application()
+    services = await build_services(console_logging=False)
+    session = open_window(services)
+    assert session.window.isVisible()
+    session.window.close()  # the first close only asks for the shutdown
+    await wait_for(session.stopped.is_set, timeout=20)
+    assert services.closed
+    assert not session.window.isVisible()
+    assert services.paths.layout_file.exists()
