@@ -80,9 +80,13 @@ def pyenv_candidates() -> list[list[str]]:
 def find_python() -> list[str]:
     if sys.version_info[:2] >= MIN_VERSION:
         return [sys.executable]
+    chosen = os.environ.get("CTS_PYTHON")
+    if chosen:
+        version = python_version([chosen])
+        if version is None or version < MIN_VERSION:
+            fail(f"CTS_PYTHON={chosen} is not a working Python 3.12 or newer")
+        return [chosen]
     candidates: list[list[str]] = []
-    if os.environ.get("CTS_PYTHON"):
-        candidates.append([os.environ["CTS_PYTHON"]])
     for name in ("python3.14", "python3.13", "python3.12", "python3", "python"):
         path = shutil.which(name)
         if path:
@@ -90,10 +94,14 @@ def find_python() -> list[str]:
     candidates.extend(pyenv_candidates())
     if IS_WINDOWS and shutil.which("py"):
         candidates.extend([["py", "-3.14"], ["py", "-3.13"], ["py", "-3.12"]])
+    usable = []
     for command in candidates:
         version = python_version(command)
         if version and version >= MIN_VERSION:
-            return command
+            usable.append((version, command))
+    if usable:
+        # The oldest supported minor version first: it is the one the project is tested on.
+        return min(usable, key=lambda found: found[0])[1]
     fail(
         "Python 3.12 or newer is required and none was found. Install it (python.org, your package "
         "manager, or 'pyenv install 3.12'), or point CTS_PYTHON at it, then run this command again."

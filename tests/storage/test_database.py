@@ -353,7 +353,8 @@ def test_a_malformed_bootstrap_file_is_an_error_naming_it(
 def test_the_json_error_says_where(tmp_path: Path) -> None:
     paths = _paths(tmp_path)
     paths.bootstrap_file.write_text('{\n  "database_url": "x.db",\n}\n')
-    with pytest.raises(DatabaseError, match=r"line 3, column 1"):
+    # the wording and position differ between Python versions; a line and column must be there
+    with pytest.raises(DatabaseError, match=r"line \d+, column \d+"):
         resolve_database_url(None, {}, paths)
 
 
