@@ -194,3 +194,11 @@ class PositionSnapshot:
     liquidation_price: float | None = None
     notional: float | None = None
     extra: dict[str, float] = field(default_factory=dict, compare=False)
+
+
+class ApiType(StrEnum):
+    """Which account/market family a connection trades (DOMAIN §5)."""
+
+    UNIFIED = "unified"  # Bybit's unified account: spot and USDT perpetuals
+    PERPETUAL_FUTURES = "perpetual_futures"  # USDT-margined perpetual swaps
+    SPOT = "spot"
