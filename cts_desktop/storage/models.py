@@ -534,5 +534,181 @@ class BacktestResult(Base):
     max_drawdown: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
+# --------------------------------------------------------------------------- 0003: paper trading
+
+PAPER_ORDER_STATUSES: tuple[str, ...] = (
+    "open",
+    "partially_filled",
+    "filled",
+    "cancelled",
+    "rejected",
+    "expired",
+)
+"""What the paper venue answers for an order: the venue's statuses, not our in-flight ones."""
+
+
+def _paper_account_fk() -> Mapped[str]:
+    # Paper state is derived from its account: deleting (resetting) an account removes it.
+    return mapped_column(
+        String(ID_LENGTH), ForeignKey("paper_accounts.id", ondelete="CASCADE"), nullable=False
+    )
+
+
+class PaperAccount(Base):
+    """A simulated exchange account and the rules its matching uses.
+
+    ``connection_id`` NULL is the default offline paper account (no exchange configured); a
+    connection's paper account refers to it with RESTRICT, like every other trading record.
+    Fee columns left NULL use the market's rates. Leverage and margin mode chosen per symbol
+    live in :class:`PaperSymbolSetting`.
+    """
+
+    __tablename__ = "paper_accounts"
+    __table_args__ = (
+        one_of("position_mode", POSITION_MODES),
+        one_of("margin_mode", MARGIN_MODES),
+        Index(None, "connection_id"),
+    )
+
+    id: Mapped[str] = _id_column()
+    connection_id: Mapped[str | None] = _connection_fk("RESTRICT", nullable=True)
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    quote: Mapped[str] = mapped_column(String(16), nullable=False)
+    starting_balance: Mapped[float] = mapped_column(Float, nullable=False)
+    position_mode: Mapped[str] = mapped_column(String(16), nullable=False)
+    margin_mode: Mapped[str] = mapped_column(String(16), nullable=False)
+    maker_fee: Mapped[float | None] = mapped_column(Float, nullable=True)
+    taker_fee: Mapped[float | None] = mapped_column(Float, nullable=True)
+    slippage_bps: Mapped[float] = mapped_column(Float, nullable=False)
+    max_slippage_bps: Mapped[float] = mapped_column(Float, nullable=False)
+    volume_impact_bps: Mapped[float] = mapped_column(Float, nullable=False)
+    partial_fill_ratio: Mapped[float] = mapped_column(Float, nullable=False)
+    volume_share: Mapped[float | None] = mapped_column(Float, nullable=True)
+    default_leverage: Mapped[float] = mapped_column(Float, nullable=False)
+    created_at: Mapped[datetime] = _created_at()
+
+
+class PaperBalance(Base):
+    """Free and used (reserved by orders, held as margin) amount of one asset."""
+
+    __tablename__ = "paper_balances"
+
+    account_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("paper_accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    asset: Mapped[str] = mapped_column(String(16), primary_key=True)
+    free: Mapped[float] = mapped_column(Float, nullable=False)
+    used: Mapped[float] = mapped_column(Float, nullable=False)
+
+
+class PaperSymbolSetting(Base):
+    """Leverage and margin mode chosen for one symbol, kept before any position exists."""
+
+    __tablename__ = "paper_symbol_settings"
+    __table_args__ = (one_of("margin_mode", MARGIN_MODES),)
+
+    account_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("paper_accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    symbol: Mapped[str] = mapped_column(String(64), primary_key=True)
+    leverage: Mapped[float] = mapped_column(Float, nullable=False)
+    margin_mode: Mapped[str] = mapped_column(String(16), nullable=False)
+
+
+class PaperOrder(Base):
+    """An order on the paper venue, open or final.
+
+    ``reserved`` is what the order still holds of the balance (margin or quote for a buy, base
+    for a spot sell); it is stored rather than recomputed because leverage can change after the
+    order was placed. ``parent_id`` links the take-profit/stop-loss children created when an
+    entry with attached TP/SL fills. The client id is unique per account, like an exchange's.
+    """
+
+    __tablename__ = "paper_orders"
+    __table_args__ = (
+        one_of("side", ORDER_SIDES),
+        one_of("type", ORDER_TYPES),
+        one_of("status", PAPER_ORDER_STATUSES),
+        one_of("time_in_force", TIMES_IN_FORCE),
+        one_of("position_side", DIRECTIONS),
+        UniqueConstraint("account_id", "client_order_id"),
+        Index(None, "account_id", "status"),
+        Index(None, "parent_id"),
+    )
+
+    id: Mapped[str] = _id_column()
+    account_id: Mapped[str] = _paper_account_fk()
+    parent_id: Mapped[str | None] = mapped_column(
+        String(ID_LENGTH), ForeignKey("paper_orders.id", ondelete="CASCADE"), nullable=True
+    )
+    client_order_id: Mapped[str] = mapped_column(String(72), nullable=False)
+    symbol: Mapped[str] = mapped_column(String(64), nullable=False)
+    side: Mapped[str] = mapped_column(String(8), nullable=False)
+    type: Mapped[str] = mapped_column(String(16), nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    amount: Mapped[float] = mapped_column(Float, nullable=False)
+    filled: Mapped[float] = mapped_column(Float, nullable=False)
+    price: Mapped[float | None] = mapped_column(Float, nullable=True)
+    stop_price: Mapped[float | None] = mapped_column(Float, nullable=True)
+    average: Mapped[float | None] = mapped_column(Float, nullable=True)
+    fee: Mapped[float] = mapped_column(Float, nullable=False)
+    fee_currency: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    reduce_only: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    position_side: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    time_in_force: Mapped[str] = mapped_column(String(8), nullable=False)
+    leverage: Mapped[float | None] = mapped_column(Float, nullable=True)
+    take_profit: Mapped[float | None] = mapped_column(Float, nullable=True)
+    stop_loss: Mapped[float | None] = mapped_column(Float, nullable=True)
+    reserved: Mapped[float] = mapped_column(Float, nullable=False)
+    reject_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    updated_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class PaperFill(Base):
+    """One execution of a paper order; ``realized_pnl`` is the gross PnL of the part that
+    reduced a position (0 for an opening fill), so closed-trade history needs no replay.
+
+    An append-only log, hence an integer key: it also orders the fills of one millisecond (a
+    fill and the stop it triggers) in the order they happened, which a UUID cannot."""
+
+    __tablename__ = "paper_fills"
+    __table_args__ = (Index(None, "order_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    order_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("paper_orders.id", ondelete="CASCADE"), nullable=False
+    )
+    price: Mapped[float] = mapped_column(Float, nullable=False)
+    amount: Mapped[float] = mapped_column(Float, nullable=False)
+    fee: Mapped[float] = mapped_column(Float, nullable=False)
+    fee_currency: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    maker: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    realized_pnl: Mapped[float] = mapped_column(Float, nullable=False)
+    ts_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class PaperPosition(Base):
+    """An open derivative position of a paper account; the row is removed when it is flat."""
+
+    __tablename__ = "paper_positions"
+    __table_args__ = (
+        one_of("side", DIRECTIONS),
+        one_of("margin_mode", MARGIN_MODES),
+    )
+
+    account_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("paper_accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    symbol: Mapped[str] = mapped_column(String(64), primary_key=True)
+    side: Mapped[str] = mapped_column(String(8), primary_key=True)
+    contracts: Mapped[float] = mapped_column(Float, nullable=False)
+    entry_price: Mapped[float] = mapped_column(Float, nullable=False)
+    leverage: Mapped[float] = mapped_column(Float, nullable=False)
+    margin_mode: Mapped[str] = mapped_column(String(16), nullable=False)
+    margin: Mapped[float] = mapped_column(Float, nullable=False)
+    realized_pnl: Mapped[float] = mapped_column(Float, nullable=False)
+
+
 metadata = Base.metadata
 """The target of migrations and of the schema comparison test."""

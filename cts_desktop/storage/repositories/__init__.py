@@ -12,6 +12,18 @@ from cts_desktop.storage.repositories.connections import (
     ConnectionRepository,
 )
 from cts_desktop.storage.repositories.engine_state import EngineStateRecord, EngineStateRepository
+from cts_desktop.storage.repositories.paper import (
+    PaperAccountRecord,
+    PaperAccountState,
+    PaperBalanceRecord,
+    PaperChanges,
+    PaperFillRecord,
+    PaperOrderRecord,
+    PaperPositionRecord,
+    PaperRepository,
+    PaperSymbolSettingRecord,
+    new_account_record,
+)
 from cts_desktop.storage.repositories.settings import SettingsRepository
 from cts_desktop.storage.repositories.system_log import LogEntry, SystemLogRepository
 
@@ -24,6 +36,16 @@ __all__ = [
     "EngineStateRecord",
     "EngineStateRepository",
     "LogEntry",
+    "PaperAccountRecord",
+    "PaperAccountState",
+    "PaperBalanceRecord",
+    "PaperChanges",
+    "PaperFillRecord",
+    "PaperOrderRecord",
+    "PaperPositionRecord",
+    "PaperRepository",
+    "PaperSymbolSettingRecord",
     "SettingsRepository",
     "SystemLogRepository",
+    "new_account_record",
 ]
