@@ -22,6 +22,7 @@ from PySide6.QtCore import QTimer, qVersion
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from cts_desktop import __version__
+from cts_desktop.domain.market import StreamStatus
 from cts_desktop.services import AppServices, build_services
 from cts_desktop.storage.database import HEAD_REVISION, DatabaseError
 from cts_desktop.ui.log_handler import QtLogHandler
@@ -96,6 +97,11 @@ def open_window(services: AppServices) -> GuiSession:
         engine_state=services.engine_state,
         database_location=info.path or info.url,
         log_handler=log_handler,
+        market_bus=services.market.bus,
+        market_source=services.market.source,
+        connections=services.connections,
+        tester=services.tester,
+        keyring=services.keyring,
     )
     session = GuiSession(services, window)
     window.shutdown_requested.connect(session.request_shutdown)
@@ -136,6 +142,7 @@ async def _gui_main(db_url: str | None) -> str | None:
     except DatabaseError as exc:
         return str(exc)
     session = open_window(services)
+    await services.start()
     ticker = install_signal_handlers(session)
     await session.stopped.wait()
     ticker.stop()
@@ -164,6 +171,12 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+def _status_text(status: tuple[StreamStatus, str] | None) -> str:
+    if status is None:
+        return "unknown"
+    return f"{status[0].value}: {status[1]}" if status[1] else status[0].value
+
+
 class _ErrorCollector(logging.Handler):
     """Counts ERROR records during the self-test; any one makes the run unhealthy."""
 
@@ -186,9 +199,12 @@ async def _selftest_main(seconds: float, db_url: str | None) -> dict[str, Any]:
     collector = _ErrorCollector()
     services.logging.add(collector)
     session = open_window(services)
+    await services.start()
     await asyncio.sleep(seconds)
     window = session.window
     info = services.database_info
+    market = services.market
+    ticks = market.bus.ticks_received(market.source)
     report.update(
         database={
             "url": info.url,
@@ -204,6 +220,19 @@ async def _selftest_main(seconds: float, db_url: str | None) -> dict[str, Any]:
             "error": services.keyring.error,
         },
         docks=window.dock_titles(),
+        market={
+            "source": market.source,
+            "symbols": market.symbols,
+            "ticks": {symbol: ticks.get(symbol, 0) for symbol in market.symbols},
+            "status": {
+                symbol: _status_text(market.bus.stream_status(market.source, symbol))
+                for symbol in market.symbols
+            },
+        },
+        connections=[
+            {"name": c.name, "exchange": c.exchange, "enabled": c.is_enabled, "live": c.is_live_trade}
+            for c in await services.connections.list()
+        ],
         mode=services.mode.value.upper(),
         engine_state=services.engine_state.value,
         home=str(services.paths.home),
@@ -212,6 +241,9 @@ async def _selftest_main(seconds: float, db_url: str | None) -> dict[str, Any]:
     errors: list[str] = report["errors"]
     if info.revision != HEAD_REVISION:
         errors.append(f"database revision {info.revision} is not the head revision {HEAD_REVISION}")
+    silent = [symbol for symbol, count in report["market"]["ticks"].items() if count == 0]
+    if silent:
+        errors.append(f"no market ticks received in {seconds:g} s for: {', '.join(silent)}")
     missing = [title for title in DOCK_TITLES if title not in report["docks"]]
     if missing:
         errors.append(f"missing docks: {', '.join(missing)}")

@@ -16,7 +16,7 @@ DOCKS = ["Market", "Chart", "Engine", "Connections", "Positions", "Orders", "Str
 def _selftest(home: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, CTS_DESKTOP_HOME=str(home), QT_QPA_PLATFORM="offscreen")
     return subprocess.run(
-        [sys.executable, "-m", "cts_desktop", *extra, "selftest", "--seconds", "0.5", "--json"],
+        [sys.executable, "-m", "cts_desktop", *extra, "selftest", "--seconds", "2.5", "--json"],
         capture_output=True,
         text=True,
         env=env,
@@ -38,6 +38,12 @@ def test_selftest_reports_a_healthy_application(tmp_path: Path) -> None:
     assert report["shutdown"]["graceful"] is True and report["shutdown"]["layout_saved"] is True
     assert {"python", "PySide6-Essentials", "ccxt", "SQLAlchemy", "numpy"} <= set(report["versions"])
     assert set(report["keyring"]) == {"backend", "available", "error"}
+    market = report["market"]
+    assert market["source"] == "simulated" and len(market["symbols"]) == 5
+    assert all(count > 0 for count in market["ticks"].values()), market
+    assert set(market["status"].values()) == {"live"}
+    assert sorted(c["name"] for c in report["connections"]) == ["BingX X01", "Bybit X03"]
+    assert not any(c["live"] for c in report["connections"])
 
 
 def test_selftest_with_db_option_and_redacted_credentials(tmp_path: Path) -> None:

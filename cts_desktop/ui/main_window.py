@@ -20,10 +20,16 @@ from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QTabWidget, QWidget
 
 from cts_desktop.domain.enums import EngineState, TradingMode
+from cts_desktop.engine.connection_test import ConnectionTester
+from cts_desktop.engine.connections import ConnectionService
 from cts_desktop.engine.events import EngineStateChanged, EventBus
+from cts_desktop.engine.market_bus import MarketBus
+from cts_desktop.storage.secrets import KeyringStatus
 from cts_desktop.ui.bridge import EventBridge
 from cts_desktop.ui.log_handler import QtLogHandler
+from cts_desktop.ui.panels.connections_panel import ConnectionsPanel
 from cts_desktop.ui.panels.logs_panel import LogsPanel
+from cts_desktop.ui.panels.market_panel import MarketPanel
 from cts_desktop.ui.panels.table_panel import TablePanel
 from cts_desktop.ui.theme import MODE_STYLES
 
@@ -80,7 +86,12 @@ def redact_location(location: str) -> str:
 
 
 class MainWindow(QMainWindow):
-    """Docks, menus, saved layout and status bar; see the module docstring for the close protocol."""
+    """Docks, menus, saved layout and status bar; see the module docstring for the close protocol.
+
+    The Market dock shows ``market_bus`` (the symbols of ``market_source``) and the Connections
+    dock manages ``connections`` (tested with ``tester``, secrets gated by ``keyring``); each
+    keeps its placeholder table when its service is not given (tests, partial start-ups).
+    """
 
     shutdown_requested = Signal()
 
@@ -93,10 +104,22 @@ class MainWindow(QMainWindow):
         engine_state: EngineState,
         database_location: str,
         log_handler: QtLogHandler,
+        market_bus: MarketBus | None = None,
+        market_source: str = "simulated",
+        connections: ConnectionService | None = None,
+        tester: ConnectionTester | None = None,
+        keyring: KeyringStatus | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
         self.setObjectName("main_window")
+        self._market_bus = market_bus
+        self._market_source = market_source
+        self._connections = connections
+        self._tester = tester
+        self._keyring = keyring
+        self.market_panel: MarketPanel | None = None
+        self.connections_panel: ConnectionsPanel | None = None
         self._layout_file = layout_file
         self._shutdown_pending = False
         self._close_allowed = False
@@ -114,6 +137,9 @@ class MainWindow(QMainWindow):
         self.setCorner(Qt.Corner.BottomRightCorner, _BOTTOM)
         self.setTabPosition(_BOTTOM, QTabWidget.TabPosition.North)
 
+        # Before the docks: the live panels listen to the same bridge as the window.
+        self._bridge = EventBridge(bus, self)
+        self._bridge.received.connect(self._on_event)
         self.logs_panel = LogsPanel(parent=self)
         self.logs_panel.attach(log_handler)
         self._create_docks()
@@ -122,9 +148,6 @@ class MainWindow(QMainWindow):
         self.set_mode(mode)
         self.set_engine_state(engine_state)
         self._arrange_default()
-
-        self._bridge = EventBridge(bus, self)
-        self._bridge.received.connect(self._on_event)
         self.restore_layout()
 
     # -- construction -------------------------------------------------------------------------
@@ -151,6 +174,16 @@ class MainWindow(QMainWindow):
             chart.setTitle("Select a symbol in the Market panel")
             widget: QWidget = chart
             return widget
+        if title == "Market" and self._market_bus is not None:
+            self.market_panel = MarketPanel(
+                self._market_bus, self._bridge, source=self._market_source, parent=self
+            )
+            return self.market_panel
+        if title == "Connections" and self._connections is not None:
+            self.connections_panel = ConnectionsPanel(
+                self._connections, self._bridge, tester=self._tester, keyring=self._keyring, parent=self
+            )
+            return self.connections_panel
         columns, placeholder = _TABLES[title]
         panel = TablePanel(columns, placeholder, self)
         panel.setObjectName(f"panel_{title.lower()}")
@@ -293,6 +326,10 @@ class MainWindow(QMainWindow):
             self.save_layout()
         except Exception:
             log.exception("could not save the window layout")
+        if self.market_panel is not None:
+            self.market_panel.stop()
+        if self.connections_panel is not None:
+            self.connections_panel.stop()
         self._bridge.close()
         self.logs_panel.detach()
         self._close_allowed = True
