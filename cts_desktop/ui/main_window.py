@@ -124,7 +124,7 @@ class MainWindow(QMainWindow):
         self._shutdown_pending = False
         self._close_allowed = False
         self._docks: dict[str, QDockWidget] = {}
-        self.resize(1400, 900)
+        self.resize(1500, 900)
         self.setDockOptions(
             QMainWindow.DockOption.AnimatedDocks
             | QMainWindow.DockOption.AllowTabbedDocks
@@ -231,7 +231,8 @@ class MainWindow(QMainWindow):
         # The chart must be named too: with no central widget, the space it does not claim goes to
         # the side docks and it shrinks to its minimum width.
         market, chart, engine = (self._docks[title] for title in ("Market", "Chart", "Engine"))
-        self.resizeDocks([market, chart, engine], [300, 780, 320], horizontal)
+        # The watch list needs room for all its columns (last, bid, ask, 24h %, status, age).
+        self.resizeDocks([market, chart, engine], [560, 560, 380], horizontal)
         self.resizeDocks([chart, self._docks["Positions"]], [540, 300], vertical)
 
     # -- docks ----------------------------------------------------------------------------------
