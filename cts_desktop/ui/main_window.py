@@ -232,7 +232,7 @@ class MainWindow(QMainWindow):
         # the side docks and it shrinks to its minimum width.
         market, chart, engine = (self._docks[title] for title in ("Market", "Chart", "Engine"))
         # The watch list needs room for all its columns (last, bid, ask, 24h %, status, age).
-        self.resizeDocks([market, chart, engine], [560, 560, 380], horizontal)
+        self.resizeDocks([market, chart, engine], [520, 600, 380], horizontal)
         self.resizeDocks([chart, self._docks["Positions"]], [540, 300], vertical)
 
     # -- docks ----------------------------------------------------------------------------------
