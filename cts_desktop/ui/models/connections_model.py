@@ -12,16 +12,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt
+from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QColor, QFont
 
 from cts_desktop.domain.market import ApiType
+from cts_desktop.ui.models.row_table_model import RowTableModel
 
 if TYPE_CHECKING:
     from cts_desktop.storage.repositories.connections import ConnectionRecord
-
-type _Index = QModelIndex | QPersistentModelIndex
-_ROOT = QModelIndex()  # the invalid index: a shared default, never mutated
 
 COLUMNS: Final = ("Name", "Exchange", "API type", "Testnet", "Enabled", "Live", "Preset", "Status")
 NAME, EXCHANGE, API_TYPE, TESTNET, ENABLED, LIVE, PRESET, STATUS = range(len(COLUMNS))
@@ -85,12 +83,11 @@ class ConnectionRow:
         return parts
 
 
-class ConnectionsTableModel(QAbstractTableModel):
+class ConnectionsTableModel(RowTableModel[ConnectionRow]):
     """Read-only rows of :class:`ConnectionRow`; flags are shown, never toggled here."""
 
     def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._rows: list[ConnectionRow] = []
+        super().__init__(COLUMNS, parent)
         self._bold = QFont()
         self._bold.setBold(True)
 
@@ -108,24 +105,7 @@ class ConnectionsTableModel(QAbstractTableModel):
     def row_of(self, connection_id: str) -> int | None:
         return next((i for i, row in enumerate(self._rows) if row.id == connection_id), None)
 
-    def rowCount(self, parent: _Index = _ROOT) -> int:
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: _Index = _ROOT) -> int:
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[section]
-        return None
-
-    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or index.row() >= len(self._rows):
-            return None
-        row = self._rows[index.row()]
-        column = index.column()
+    def cell(self, row: ConnectionRow, column: int, role: int) -> Any:
         if role == Qt.ItemDataRole.DisplayRole:
             return self._display(row, column)
         if role == Qt.ItemDataRole.ForegroundRole:

@@ -14,10 +14,8 @@ from collections import deque
 from typing import Any, Final
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QModelIndex,
     QObject,
-    QPersistentModelIndex,
     QSortFilterProxyModel,
     Qt,
     QTimer,
@@ -26,10 +24,8 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QFont
 
 from cts_desktop.ui.log_handler import LogEntry
+from cts_desktop.ui.models.row_table_model import ModelIndex, RowTableModel
 from cts_desktop.ui.theme import level_colour
-
-type _Index = QModelIndex | QPersistentModelIndex
-_ROOT = QModelIndex()  # the invalid index: a shared default, never mutated
 
 COLUMNS: Final = ("Time", "Level", "Logger", "Message")
 TIME, LEVEL, LOGGER, MESSAGE = range(len(COLUMNS))
@@ -42,7 +38,7 @@ def format_time(created: float) -> str:
     return time.strftime("%H:%M:%S", time.localtime(created)) + f".{int(created * 1000) % 1000:03d}"
 
 
-class LogTableModel(QAbstractTableModel):
+class LogTableModel(RowTableModel[LogEntry]):
     """A ring of at most ``capacity`` :class:`LogEntry` rows, appended in coalesced batches."""
 
     def __init__(
@@ -51,11 +47,10 @@ class LogTableModel(QAbstractTableModel):
         refresh_ms: int = DEFAULT_REFRESH_MS,
         parent: QObject | None = None,
     ) -> None:
-        super().__init__(parent)
+        super().__init__(COLUMNS, parent)
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
         self._capacity = capacity
-        self._rows: list[LogEntry] = []
         self._pending: deque[LogEntry] = deque(maxlen=capacity)  # a burst beyond the cap drops its oldest
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)  # armed by the first pending entry: no wake-ups while idle
@@ -113,31 +108,14 @@ class LogTableModel(QAbstractTableModel):
         self._pending.clear()
         self.endResetModel()
 
-    def rowCount(self, parent: _Index = _ROOT) -> int:
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: _Index = _ROOT) -> int:
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[section]
-        return None
-
-    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or index.row() >= len(self._rows):
-            return None
-        entry = self._rows[index.row()]
-        column = index.column()
+    def cell(self, row: LogEntry, column: int, role: int) -> Any:
         if role == Qt.ItemDataRole.DisplayRole:
-            return self._display(entry, column)
+            return self._display(row, column)
         if role == Qt.ItemDataRole.ToolTipRole and column == MESSAGE:
-            return entry.message  # the cell shows the first line only (tracebacks are long)
+            return row.message  # the cell shows the first line only (tracebacks are long)
         if role == Qt.ItemDataRole.ForegroundRole:
-            return level_colour(entry.levelno)
-        if role == Qt.ItemDataRole.FontRole and entry.levelno >= logging.CRITICAL:
+            return level_colour(row.levelno)
+        if role == Qt.ItemDataRole.FontRole and row.levelno >= logging.CRITICAL:
             return self._bold
         return None
 
@@ -190,7 +168,7 @@ class LogFilterProxy(QSortFilterProxyModel):
         else:
             self.invalidateRowsFilter()
 
-    def filterAcceptsRow(self, source_row: int, source_parent: _Index) -> bool:
+    def filterAcceptsRow(self, source_row: int, source_parent: ModelIndex) -> bool:
         model = self.sourceModel()
         if not isinstance(model, LogTableModel):
             return True

@@ -16,10 +16,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QModelIndex,
     QObject,
-    QPersistentModelIndex,
     QSortFilterProxyModel,
     Qt,
     QTimer,
@@ -30,9 +28,7 @@ from PySide6.QtGui import QColor
 from cts_desktop.domain.market import StreamStatus, Ticker
 from cts_desktop.engine.market_bus import MarketBus
 from cts_desktop.engine.market_events import StreamStatusChanged, TickerUpdated
-
-type _Index = QModelIndex | QPersistentModelIndex
-_ROOT = QModelIndex()  # the invalid index: a shared default, never mutated
+from cts_desktop.ui.models.row_table_model import RowTableModel
 
 COLUMNS: Final = ("Symbol", "Last", "Bid", "Ask", "24h %", "Status", "Age")
 SYMBOL, LAST, BID, ASK, CHANGE, STATUS, AGE = range(len(COLUMNS))
@@ -97,7 +93,7 @@ class MarketRow:
     age_text: str = ""
 
 
-class MarketTableModel(QAbstractTableModel):
+class MarketTableModel(RowTableModel[MarketRow]):
     """Latest ticker, stream status and tick age of every symbol of one source, refreshed in batches.
 
     Connect :meth:`on_event` to ``EventBridge.received``; the timer starts at once and runs until
@@ -112,12 +108,11 @@ class MarketTableModel(QAbstractTableModel):
         refresh_ms: int = DEFAULT_REFRESH_MS,
         parent: QObject | None = None,
     ) -> None:
-        super().__init__(parent)
+        super().__init__(COLUMNS, parent)
         if refresh_ms < MIN_REFRESH_MS:
             raise ValueError(f"refresh_ms must be at least {MIN_REFRESH_MS} (≤ 5 refreshes/s)")
         self._bus = market_bus
         self._source = source
-        self._rows: list[MarketRow] = []
         self._row_of: dict[str, int] = {}
         self._dirty: set[str] = set()
         self._timer = QTimer(self)
@@ -210,30 +205,20 @@ class MarketTableModel(QAbstractTableModel):
         self._dirty.clear()
         self.endResetModel()
 
-    # -- QAbstractTableModel ----------------------------------------------------------------
-
-    def rowCount(self, parent: _Index = _ROOT) -> int:
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: _Index = _ROOT) -> int:
-        return 0 if parent.isValid() else len(COLUMNS)
+    # -- RowTableModel ----------------------------------------------------------------------
 
     def headerData(
         self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
     ) -> Any:
-        if orientation != Qt.Orientation.Horizontal:
-            return None
-        if role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[section]
-        if role == Qt.ItemDataRole.ToolTipRole and section == AGE:
+        if (
+            orientation == Qt.Orientation.Horizontal
+            and role == Qt.ItemDataRole.ToolTipRole
+            and section == AGE
+        ):
             return "Seconds since the last tick arrived"
-        return None
+        return super().headerData(section, orientation, role)
 
-    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or index.row() >= len(self._rows):
-            return None
-        row = self._rows[index.row()]
-        column = index.column()
+    def cell(self, row: MarketRow, column: int, role: int) -> Any:
         if role == Qt.ItemDataRole.DisplayRole:
             return self._display(row, column)
         if role == SORT_ROLE:

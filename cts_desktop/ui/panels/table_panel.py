@@ -10,24 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractItemView, QLabel, QTableView, QVBoxLayout, QWidget
 
-type _Index = QModelIndex | QPersistentModelIndex
-_ROOT = QModelIndex()  # the invalid index: a shared default, never mutated
+from cts_desktop.ui.models.row_table_model import RowTableModel
 
 
-class ColumnTableModel(QAbstractTableModel):
+class ColumnTableModel(RowTableModel[tuple[Any, ...]]):
     """A column-headed model with rows of plain values; empty until a panel feeds it."""
-
-    def __init__(self, columns: Sequence[str], parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._columns = tuple(columns)
-        self._rows: list[tuple[Any, ...]] = []
-
-    @property
-    def columns(self) -> tuple[str, ...]:
-        return self._columns
 
     def set_rows(self, rows: Sequence[Sequence[Any]]) -> None:
         """Replace all rows at once (one reset, not one signal per row)."""
@@ -35,24 +25,10 @@ class ColumnTableModel(QAbstractTableModel):
         self._rows = [tuple(row) for row in rows]
         self.endResetModel()
 
-    def rowCount(self, parent: _Index = _ROOT) -> int:
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: _Index = _ROOT) -> int:
-        return 0 if parent.isValid() else len(self._columns)
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return self._columns[section]
-        return None
-
-    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if role != Qt.ItemDataRole.DisplayRole or not index.isValid():
+    def cell(self, row: tuple[Any, ...], column: int, role: int) -> Any:
+        if role != Qt.ItemDataRole.DisplayRole:
             return None
-        row = self._rows[index.row()]
-        return "" if index.column() >= len(row) else str(row[index.column()])
+        return "" if column >= len(row) else str(row[column])
 
 
 class TablePanel(QWidget):
