@@ -1,0 +1,183 @@
+"""One tick's path through the compute core: step indications → pseudo book → set statistics →
+phase evaluation → Base → Main promotion (ARCHITECTURE data flow; D7: every close feeds the
+statistics, the phase rules and promotion).
+
+Every configuration set is a dense integer index. A firing indication owns one block of
+consecutive indices, one per grid row (924, or 616 for Active-advanced), so the book, the
+statistics and the evaluator all work on plain index arrays and nothing loops per configuration.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from cts_desktop.domain.settings_schema import defaults
+from cts_desktop.engine.indications.engine import IndicationEngine
+from cts_desktop.engine.indications.signals import IndicationSignal, IndicationType
+from cts_desktop.engine.pseudo.book import PseudoBook
+from cts_desktop.engine.pseudo.closed import ClosedBatch
+from cts_desktop.engine.pseudo.evaluation import SetEvaluator, StatusTransition
+from cts_desktop.engine.pseudo.grid import ACTIVE_ADVANCED_GRID, MAIN_GRID, ConfigGrid
+from cts_desktop.engine.pseudo.promotion import (
+    PromotionDecision,
+    PromotionThresholds,
+    PromotionTracker,
+    base_to_main,
+)
+from cts_desktop.engine.pseudo.stats import SetStats
+
+DEFAULT_FEE_FRACTION = 0.00055  # taker 0.055 % per side, the perpetual default of our venues
+
+
+@dataclass(frozen=True, slots=True)
+class SetKey:
+    """What one block of sets stands for: a symbol's indication instance, sub-config and direction."""
+
+    symbol: str
+    state_key: str
+    subconfig_id: int | None
+    direction: int
+
+
+class SetRegistry:
+    """Hands out one block of consecutive set indices per SetKey, on first sight.
+
+    Only block starts are stored (one entry per trigger key, not per configuration), so a new
+    key costs O(1) on the tick that first fires it.
+    """
+
+    def __init__(self) -> None:
+        self._starts: dict[SetKey, int] = {}
+        self._block_starts: list[int] = []
+        self._block_keys: list[SetKey] = []
+        self._size = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    def block(self, key: SetKey, rows: int) -> int:
+        start = self._starts.get(key)
+        if start is None:
+            start = self._size
+            self._starts[key] = start
+            self._block_starts.append(start)
+            self._block_keys.append(key)
+            self._size += rows
+        return start
+
+    def describe(self, set_index: int) -> str:
+        if not 0 <= set_index < self._size:
+            raise IndexError(f"no set {set_index}")
+        block = bisect.bisect_right(self._block_starts, set_index) - 1
+        key, row = self._block_keys[block], set_index - self._block_starts[block]
+        side = "long" if key.direction > 0 else "short"
+        sub = f"/sub{key.subconfig_id}" if key.subconfig_id is not None else ""
+        return f"{key.state_key}{sub}/{side}/config{row}"
+
+
+@dataclass(slots=True)
+class TickOutcome:
+    signals: list[IndicationSignal]
+    opened: int
+    closed: ClosedBatch
+    transitions: list[StatusTransition] = field(default_factory=list)
+    decisions: list[PromotionDecision] = field(default_factory=list)
+
+
+def _grid_for(kind: IndicationType) -> ConfigGrid:
+    return ACTIVE_ADVANCED_GRID if kind is IndicationType.ACTIVE_ADVANCED else MAIN_GRID
+
+
+class PseudoPipeline:
+    """The main engine's compute core for any number of symbols (one instance per connection)."""
+
+    def __init__(
+        self, settings: Mapping[str, Any] | None = None, *, fee_fraction: float = DEFAULT_FEE_FRACTION
+    ) -> None:
+        values = {**defaults(), **dict(settings or {})}
+        self._settings = values
+        self.book = PseudoBook(max_open_per_config=int(values["strategy.max_positions_per_config_direction"]))
+        self.stats = SetStats()
+        self.evaluator = SetEvaluator(self.stats)
+        self.tracker = PromotionTracker()
+        self.thresholds = PromotionThresholds.from_settings(values)
+        self.registry = SetRegistry()
+        self.fee_fraction = fee_fraction
+        self.position_cost_pct = float(values["main.position_cost_pct"])
+        self.max_age_hours = float(values["strategy.max_position_age_main_h"])
+        self._indications: dict[str, IndicationEngine] = {}
+        self._offsets = {len(g): np.arange(len(g), dtype=np.int64) for g in (MAIN_GRID, ACTIVE_ADVANCED_GRID)}
+
+    @property
+    def accepting_new(self) -> bool:
+        return self.book.accepting_new
+
+    @accepting_new.setter
+    def accepting_new(self, value: bool) -> None:
+        """Pause (D14): no new pseudo entries, while open ones keep being monitored."""
+        self.book.accepting_new = value
+
+    def indications(self, symbol: str) -> IndicationEngine:
+        engine = self._indications.get(symbol)
+        if engine is None:
+            engine = IndicationEngine(symbol, self._settings)
+            self._indications[symbol] = engine
+        return engine
+
+    def on_tick(self, symbol: str, price: float, ts_ms: int) -> TickOutcome:
+        signals = self.indications(symbol).on_tick(price, ts_ms)
+        closed = self.book.on_tick(symbol, price, ts_ms)
+        outcome = TickOutcome(signals, 0, closed)
+        if len(closed):
+            self._after_closes(closed, outcome)
+        if signals:
+            outcome.opened = self._open_all(symbol, signals, price, ts_ms)
+        return outcome
+
+    def _after_closes(self, closed: ClosedBatch, outcome: TickOutcome) -> None:
+        fold = self.stats.apply(closed)
+        outcome.transitions = self.evaluator.evaluate(fold)
+        touched = np.unique(closed.set_index)
+        evaluation = base_to_main(
+            self.stats, touched, self.thresholds, allowed=self.evaluator.promotable(touched)
+        )
+        outcome.decisions = self.tracker.update(evaluation)
+
+    def _open_all(self, symbol: str, signals: list[IndicationSignal], price: float, ts_ms: int) -> int:
+        """Open every signal of this tick with one book call per (grid, direction)."""
+        groups: dict[tuple[int, int], list[int]] = {}
+        for signal in signals:
+            grid = _grid_for(signal.kind)
+            key = SetKey(symbol, signal.state_key, signal.subconfig_id, signal.direction)
+            start = self.registry.block(key, len(grid))
+            groups.setdefault((len(grid), signal.direction), []).append(start)
+        self.stats.ensure(len(self.registry))
+        opened = 0
+        for (size, direction), starts in groups.items():
+            grid = MAIN_GRID if size == len(MAIN_GRID) else ACTIVE_ADVANCED_GRID
+            offsets = self._offsets[size]
+            sets: npt.NDArray[np.int64] = (np.asarray(starts, dtype=np.int64)[:, None] + offsets).ravel()
+            allowed = self.evaluator.may_open(sets)
+            if not allowed.any():
+                continue
+            rows = np.tile(offsets, len(starts))[allowed]
+            mask = self.book.open_entries(
+                symbol,
+                sets[allowed],
+                direction,
+                price,
+                ts_ms,
+                grid,
+                rows=rows,
+                position_cost_pct=self.position_cost_pct,
+                fee_fraction=self.fee_fraction,
+                max_age_hours=self.max_age_hours,
+            )
+            opened += int(np.count_nonzero(mask))
+        return opened
