@@ -356,7 +356,7 @@ class PseudoEntry(Base):
     """One simulated entry of a pseudo set; removed with its set (it is derived data)."""
 
     __tablename__ = "pseudo_entries"
-    __table_args__ = (Index(None, "set_id", "closed_at"),)
+    __table_args__ = (Index(None, "set_id", "closed_at", "id"),)  # newest-first reads are index-only
 
     id: Mapped[str] = _id_column()
     set_id: Mapped[str] = mapped_column(

@@ -275,6 +275,63 @@ async def test_prune_only_the_given_level(database: Database) -> None:
         await repo.prune_rolling(0, 0.2)
 
 
+@pytest.mark.asyncio
+async def test_prune_keeps_exactly_the_newest_by_close_time_then_id(database: Database) -> None:
+    """Close times out of write order, ties, and entries without a close time (they sort oldest)."""
+    conn = await connection_id(database)
+    repo = PseudoRepository(database)
+    set_ids = await repo.upsert_sets(specs(conn, 3))
+    rng = np.random.default_rng(5)
+    for _ in range(3):  # three batches whose close times overlap and repeat
+        set_index = rng.integers(0, 3, 90)
+        times = T0_MS + 1000 * rng.integers(0, 40, 90)
+        await repo.write_closed(closed(set_index.tolist(), [1.0] * 90, closed_ms=times.tolist()), set_ids)
+    async with database.engine.begin() as connection:  # a few open-ended rows written elsewhere
+        await connection.execute(
+            PseudoEntry.__table__.insert(),
+            [
+                {
+                    "id": str(uuid.uuid4()),
+                    "set_id": set_ids[i % 3],
+                    "opened_at": at(T0_MS),
+                    "entry_price": 1.0,
+                }
+                for i in range(6)
+            ],
+        )
+    limit, threshold = 60, 0.2
+    async with database.engine.connect() as connection:
+        rows = (
+            await connection.execute(select(PseudoEntry.id, PseudoEntry.set_id, PseudoEntry.closed_at))
+        ).all()
+    expected: set[str] = set()
+    for set_id in set_ids:
+        own = [row for row in rows if row.set_id == set_id]
+        if len(own) < trigger_count(limit, threshold):
+            expected.update(row.id for row in own)
+            continue
+        own.sort(key=lambda row: (row.closed_at is not None, row.closed_at or at(0), row.id), reverse=True)
+        expected.update(row.id for row in own[:limit])
+    deleted = await repo.prune_rolling(limit, threshold)
+    async with database.engine.connect() as connection:
+        left = set((await connection.execute(select(PseudoEntry.id))).scalars())
+    assert left == expected and deleted == len(rows) - len(expected) > 0
+
+
+@pytest.mark.asyncio
+async def test_newest_first_is_read_from_the_index_alone(db: Database) -> None:
+    """The prune's per-set ordering needs neither the table nor a sort on SQLite."""
+    async with db.engine.connect() as connection:
+        plan = " | ".join(
+            str(row[-1])
+            for row in await connection.exec_driver_sql(
+                "EXPLAIN QUERY PLAN SELECT id FROM pseudo_entries WHERE set_id = 'x' "
+                "ORDER BY closed_at DESC NULLS LAST, id DESC LIMIT -1 OFFSET 250"
+            )
+        )
+    assert "COVERING INDEX ix_pseudo_entries_set_id_closed_at_id" in plan and "TEMP B-TREE" not in plan, plan
+
+
 @pytest.mark.parametrize(("limit", "threshold"), [(50, 0.1), (100, 0.25), (150, 0.5)])
 @pytest.mark.asyncio
 async def test_prune_with_lengths_and_thresholds_from_the_ranges(
