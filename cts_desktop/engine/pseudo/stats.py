@@ -30,6 +30,7 @@ sums are exact, and the threshold checks allow a 1e-9 slack (:func:`at_least`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 import numpy.typing as npt
@@ -45,6 +46,11 @@ EVALUATION_WINDOWS: tuple[int, ...] = (10, 25, 50)
 
 DEFAULT_WINDOW = 50
 """Ring length per set: the largest evaluation window (evaluation count 2)."""
+
+DEFAULT_RING_CHUNK = 8192
+"""Sets per ring chunk. The rings are the bulk of the memory (3 × 8 bytes × window per set); they
+live in fixed chunks of this many sets so that adding sets allocates a new chunk and never copies
+the existing ones (a doubling copy of hundreds of MB stalled a live tick for 100-400 ms)."""
 
 DEFAULT_MILESTONES: tuple[int, ...] = (10, 50)
 """Close counts at which §2.5 takes a decision; :meth:`SetStats.apply` snapshots the counters there."""
@@ -212,9 +218,10 @@ def _underwater_spells(
 class SetStats:
     """Running statistics of ``n_sets`` sets, one row per set index of the book's set table.
 
-    Rows are added with :meth:`ensure` (or implicitly by :meth:`apply`); capacity grows by doubling
-    so adding sets one by one stays cheap. The column properties return views of the live arrays:
-    read them, do not write them.
+    Rows are added with :meth:`ensure` (or implicitly by :meth:`apply`); the all-time columns grow
+    by doubling so adding sets one by one stays cheap, and the rings grow by whole chunks of
+    ``chunk_size`` sets without copying (:data:`DEFAULT_RING_CHUNK`). The column properties return
+    views of the live arrays: read them, do not write them.
     """
 
     def __init__(
@@ -223,46 +230,47 @@ class SetStats:
         *,
         window: int = DEFAULT_WINDOW,
         milestones: tuple[int, ...] = DEFAULT_MILESTONES,
+        chunk_size: int = DEFAULT_RING_CHUNK,
     ) -> None:
         if window < 1:
             raise ValueError(f"window must be at least 1, got {window}")
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
         if any(m < 1 for m in milestones) or list(milestones) != sorted(set(milestones)):
             raise ValueError(f"milestones must be increasing positive counts, got {milestones}")
         self._window = window
         self._milestones = tuple(milestones)
         self._n = 0
         self._capacity = 0
+        self._chunk = chunk_size
+        # Ring chunks, each of shape (chunk_size, window); row i lives in chunk i // chunk_size.
+        self._ring_result: list[F8] = []
+        self._ring_pnl: list[F8] = []
+        self._ring_closed: list[I8] = []
         self._allocate(max(n_sets, 16))
         self.ensure(n_sets)
 
     # ------------------------------------------------------------------ storage
 
     def _allocate(self, capacity: int) -> None:
-        """(Re)allocate every column with ``capacity`` rows, keeping the first ``_n`` rows."""
+        """(Re)allocate the per-set columns with ``capacity`` rows, keeping the first ``_n`` rows.
+
+        Only the small 1-D columns are copied; the rings are chunked (:meth:`_add_ring_chunks`).
+        """
         keep = self._n
 
         def grow_i8(name: str, fill: int) -> I8:
-            new = np.full(capacity, fill, dtype=np.int64)
+            new = np.empty(capacity, dtype=np.int64)
             if keep:
                 new[:keep] = getattr(self, name)[:keep]
+            new[keep:] = fill
             return new
 
         def grow_f8(name: str, fill: float) -> F8:
-            new = np.full(capacity, fill, dtype=np.float64)
+            new = np.empty(capacity, dtype=np.float64)
             if keep:
                 new[:keep] = getattr(self, name)[:keep]
-            return new
-
-        def grow_ring_f8(name: str) -> F8:
-            new = np.zeros((capacity, self._window), dtype=np.float64)
-            if keep:
-                new[:keep] = getattr(self, name)[:keep]
-            return new
-
-        def grow_ring_i8(name: str) -> I8:
-            new = np.zeros((capacity, self._window), dtype=np.int64)
-            if keep:
-                new[:keep] = getattr(self, name)[:keep]
+            new[keep:] = fill
             return new
 
         self._count = grow_i8("_count", 0)
@@ -279,15 +287,43 @@ class SetStats:
         self._since = grow_i8("_since", NOT_UNDERWATER)
         self._max_dd_time = grow_i8("_max_dd_time", 0)
         self._last_closed = grow_i8("_last_closed", -1)
-        self._ring_result = grow_ring_f8("_ring_result")
-        self._ring_pnl = grow_ring_f8("_ring_pnl")
-        self._ring_closed = grow_ring_i8("_ring_closed")
         self._capacity = capacity
+
+    def _add_ring_chunks(self, n_sets: int) -> None:
+        """Append zeroed ring chunks until rows ``0 … n_sets-1`` have one; existing chunks stay put."""
+        shape = (self._chunk, self._window)
+        while len(self._ring_result) * self._chunk < n_sets:
+            self._ring_result.append(np.zeros(shape, dtype=np.float64))
+            self._ring_pnl.append(np.zeros(shape, dtype=np.float64))
+            self._ring_closed.append(np.zeros(shape, dtype=np.int64))
+
+    def _chunk_groups(self, rows: I8) -> list[tuple[int, slice | npt.NDArray[np.intp]]]:
+        """Split ``rows`` (1-D) by ring chunk: (chunk number, selector into ``rows``) per chunk.
+
+        Batches usually touch one chunk or a few neighbouring ones (a trigger's sets are
+        contiguous), so the common cases are a single group or slices of already sorted rows.
+        """
+        if rows.shape[0] == 0:
+            return []
+        chunk = rows // self._chunk
+        low = int(chunk.min())
+        if low == int(chunk.max()):
+            return [(low, slice(None))]
+        if bool(np.all(chunk[1:] >= chunk[:-1])):
+            cuts = np.flatnonzero(chunk[1:] != chunk[:-1]) + 1
+            bounds = [0, *cuts.tolist(), int(chunk.shape[0])]
+            return [(int(chunk[a]), slice(a, b)) for a, b in pairwise(bounds)]
+        order = np.argsort(chunk, kind="stable")
+        by_chunk = chunk[order]
+        cuts = np.flatnonzero(by_chunk[1:] != by_chunk[:-1]) + 1
+        bounds = [0, *cuts.tolist(), int(order.shape[0])]
+        return [(int(by_chunk[a]), order[a:b]) for a, b in pairwise(bounds)]
 
     def ensure(self, n_sets: int) -> None:
         """Make rows ``0 … n_sets-1`` exist (new sets start empty, equity 1.0)."""
         if n_sets > self._capacity:
             self._allocate(max(n_sets, 2 * self._capacity))
+        self._add_ring_chunks(n_sets)
         self._n = max(self._n, n_sets)
 
     @property
@@ -440,9 +476,15 @@ class SetStats:
         position = before[segment] + rank
         rows = s[keep]
         slots = position[keep] % self._window
-        self._ring_result[rows, slots] = r[keep]
-        self._ring_pnl[rows, slots] = p[keep]
-        self._ring_closed[rows, slots] = t[keep]
+        kept_r = r[keep]
+        kept_p = p[keep]
+        kept_t = t[keep]
+        for chunk, pick in self._chunk_groups(rows):  # ``rows`` is sorted: slices of one chunk each
+            local = rows[pick] - chunk * self._chunk
+            at = slots[pick]
+            self._ring_result[chunk][local, at] = kept_r[pick]
+            self._ring_pnl[chunk][local, at] = kept_p[pick]
+            self._ring_closed[chunk][local, at] = kept_t[pick]
 
         return FoldResult(
             sets=sets,
@@ -539,10 +581,22 @@ class SetStats:
         position = count[:, None] - n + np.arange(n, dtype=np.int64)[None, :]
         valid = position >= 0
         slots = np.mod(position, self._window)
-        rows = sets[:, None]
-        result = np.where(valid, self._ring_result[rows, slots], 0.0)
-        pnl = np.where(valid, self._ring_pnl[rows, slots], 0.0)
-        closed = np.where(valid, self._ring_closed[rows, slots], 0)
+        k = sets.shape[0]
+        result: F8 = np.zeros((k, n), dtype=np.float64)
+        pnl: F8 = np.zeros((k, n), dtype=np.float64)
+        closed: I8 = np.zeros((k, n), dtype=np.int64)
+        for chunk, pick in self._chunk_groups(sets):
+            if chunk >= len(self._ring_result):
+                continue  # rows past n_sets (inside the column capacity) hold no results
+            local = (sets[pick] - chunk * self._chunk)[:, None]
+            at = slots[pick]
+            result[pick] = self._ring_result[chunk][local, at]
+            pnl[pick] = self._ring_pnl[chunk][local, at]
+            closed[pick] = self._ring_closed[chunk][local, at]
+        invalid = ~valid
+        result[invalid] = 0.0
+        pnl[invalid] = 0.0
+        closed[invalid] = 0
         return result, pnl, closed, valid
 
     def window_measures(self, sets: I8, n: int) -> Measures:
