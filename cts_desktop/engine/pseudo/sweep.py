@@ -463,8 +463,12 @@ def _sweep_chunk(
             n_trades += 1
             n_wins += 1 if proceeds > cost else 0
             ret = proceeds * per_cost - 1.0
-            gp += max(ret, 0.0)
-            gl += max(-ret, 0.0)
+            # Classified by the same comparison as a win, so a break-even trade (proceeds equal
+            # to cost, ret within rounding of 0) counts on neither side in kernel and reference.
+            if proceeds > cost:
+                gp += max(ret, 0.0)
+            elif proceeds < cost:
+                gl += max(-ret, 0.0)
             steps += (exit_price - entry) / step
             peak = max(peak, equity)
             if equity < peak * keep:

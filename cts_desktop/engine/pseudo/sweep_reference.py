@@ -92,10 +92,10 @@ def simulate_config(
                 if exit_price * (1.0 - fee) > entry * (1.0 + fee):
                     wins += 1
                 trade_return = (exit_price * (1.0 - fee)) / (entry * (1.0 + fee)) - 1.0
-                if trade_return > 0.0:
-                    gross_profit += trade_return
-                elif trade_return < 0.0:
-                    gross_loss += -trade_return
+                if exit_price * (1.0 - fee) > entry * (1.0 + fee):  # the win rule decides the side
+                    gross_profit += max(trade_return, 0.0)
+                elif exit_price * (1.0 - fee) < entry * (1.0 + fee):
+                    gross_loss += max(-trade_return, 0.0)
                 sum_steps += float(result_steps(entry, exit_price, LONG, pc))
                 in_position = False
                 exited_on = t
