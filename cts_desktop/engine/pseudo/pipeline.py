@@ -144,10 +144,14 @@ class PseudoPipeline:
         fold = self.stats.apply(closed)
         outcome.transitions = self.evaluator.evaluate(fold)
         touched = np.unique(closed.set_index)
-        evaluation = base_to_main(
-            self.stats, touched, self.thresholds, allowed=self.evaluator.promotable(touched)
-        )
-        outcome.decisions = self.tracker.update(evaluation)
+        # A set below the minimum close count has never been eligible (counts only grow), so
+        # its eligibility cannot change: evaluate only the sets that reached it.
+        candidates = touched[self.stats.count[touched] >= self.thresholds.base_min_closes]
+        if candidates.size:
+            evaluation = base_to_main(
+                self.stats, candidates, self.thresholds, allowed=self.evaluator.promotable(candidates)
+            )
+            outcome.decisions = self.tracker.update(evaluation)
 
     def _open_all(self, symbol: str, signals: list[IndicationSignal], price: float, ts_ms: int) -> int:
         """Open every signal of this tick with one book call per (grid, direction)."""
