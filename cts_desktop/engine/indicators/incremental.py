@@ -152,7 +152,49 @@ def _same_length(*columns: list[float]) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-class Ema:
+class _CloseSeeded[T]:
+    """``seed``, ``update_bar`` and ``seed_candles`` for updaters that read only the close."""
+
+    def update(self, close: float) -> T | None:
+        raise NotImplementedError
+
+    def seed(self, close: ArrayLike) -> T | None:
+        out: T | None = None
+        upd = self.update
+        for c in _floats(close):
+            out = upd(c)
+        return out
+
+    def update_bar(self, open_: float, high: float, low: float, close: float) -> T | None:
+        return self.update(close)
+
+    def seed_candles(self, candles: CandleArrays) -> T | None:
+        return self.seed(candles.close)
+
+
+class _HlcSeeded[T]:
+    """``seed``, ``update_bar`` and ``seed_candles`` for updaters that read high, low and close."""
+
+    def update(self, high: float, low: float, close: float) -> T | None:
+        raise NotImplementedError
+
+    def seed(self, high: ArrayLike, low: ArrayLike, close: ArrayLike) -> T | None:
+        h, lo, c = _floats(high), _floats(low), _floats(close)
+        _same_length(h, lo, c)
+        out: T | None = None
+        upd = self.update
+        for a, b, x in zip(h, lo, c, strict=True):
+            out = upd(a, b, x)
+        return out
+
+    def update_bar(self, open_: float, high: float, low: float, close: float) -> T | None:
+        return self.update(high, low, close)
+
+    def seed_candles(self, candles: CandleArrays) -> T | None:
+        return self.seed(candles.high, candles.low, candles.close)
+
+
+class Ema(_CloseSeeded[float]):
     """TA-Lib ``EMA``: seeded with the simple average of the first ``period`` closes.
 
     ``k = 2/(period+1)`` and the step ``((x − ema)·k) + ema`` are TA-Lib's; a period of 1 is a copy.
@@ -200,21 +242,8 @@ class Ema:
         self._value = self._sum / self.period
         return self._value
 
-    def seed(self, close: ArrayLike) -> float | None:
-        out: float | None = None
-        upd = self.update
-        for c in _floats(close):
-            out = upd(c)
-        return out
 
-    def update_bar(self, open_: float, high: float, low: float, close: float) -> float | None:
-        return self.update(close)
-
-    def seed_candles(self, candles: CandleArrays) -> float | None:
-        return self.seed(candles.close)
-
-
-class Sma:
+class Sma(_CloseSeeded[float]):
     """TA-Lib ``SMA``: a running total (add the new close, divide, subtract the oldest)."""
 
     __slots__ = ("_n", "_total", "_win", "period")
@@ -243,21 +272,8 @@ class Sma:
         self._total = total
         return None
 
-    def seed(self, close: ArrayLike) -> float | None:
-        out: float | None = None
-        upd = self.update
-        for c in _floats(close):
-            out = upd(c)
-        return out
 
-    def update_bar(self, open_: float, high: float, low: float, close: float) -> float | None:
-        return self.update(close)
-
-    def seed_candles(self, candles: CandleArrays) -> float | None:
-        return self.seed(candles.close)
-
-
-class Rsi:
+class Rsi(_CloseSeeded[float]):
     """TA-Lib ``RSI`` (Wilder): average gain and loss seeded over the first ``period`` changes.
 
     TA-Lib 0.8 scales by a hoisted ``1/period`` and splits each change into gain and loss without
@@ -320,21 +336,8 @@ class Rsi:
         total = self._gain + self._loss
         return 100.0 * (self._gain / total) if total > 0.0 else 0.0
 
-    def seed(self, close: ArrayLike) -> float | None:
-        out: float | None = None
-        upd = self.update
-        for c in _floats(close):
-            out = upd(c)
-        return out
 
-    def update_bar(self, open_: float, high: float, low: float, close: float) -> float | None:
-        return self.update(close)
-
-    def seed_candles(self, candles: CandleArrays) -> float | None:
-        return self.seed(candles.close)
-
-
-class Macd:
+class Macd(_CloseSeeded[MacdValue]):
     """TA-Lib ``MACD``: fast EMA − slow EMA, and the signal line as a real EMA of that line.
 
     TA-Lib's quirks, reproduced: periods are swapped when ``slow < fast``; both price EMAs are
@@ -431,21 +434,8 @@ class Macd:
         self._sig = self._sig / sig
         return MacdValue(m, self._sig, m - self._sig)
 
-    def seed(self, close: ArrayLike) -> MacdValue | None:
-        out: MacdValue | None = None
-        upd = self.update
-        for c in _floats(close):
-            out = upd(c)
-        return out
 
-    def update_bar(self, open_: float, high: float, low: float, close: float) -> MacdValue | None:
-        return self.update(close)
-
-    def seed_candles(self, candles: CandleArrays) -> MacdValue | None:
-        return self.seed(candles.close)
-
-
-class Bollinger:
+class Bollinger(_CloseSeeded[BollingerValue]):
     """TA-Lib ``BBANDS`` with an SMA middle band and the population standard deviation.
 
     TA-Lib 0.8 computes the deviation from running sums of ``x − shift`` (``shift`` a recent
@@ -549,19 +539,6 @@ class Bollinger:
         t = close - self._shift
         self._v1 += t
         self._v2 += t * t
-
-    def seed(self, close: ArrayLike) -> BollingerValue | None:
-        out: BollingerValue | None = None
-        upd = self.update
-        for c in _floats(close):
-            out = upd(c)
-        return out
-
-    def update_bar(self, open_: float, high: float, low: float, close: float) -> BollingerValue | None:
-        return self.update(close)
-
-    def seed_candles(self, candles: CandleArrays) -> BollingerValue | None:
-        return self.seed(candles.close)
 
 
 # --------------------------------------------------------------------------------------------
@@ -716,7 +693,7 @@ class ParabolicSar:
         return self.seed(candles.high, candles.low)
 
 
-class Atr:
+class Atr(_HlcSeeded[float]):
     """TA-Lib ``ATR`` (Wilder): the mean of the first ``period`` true ranges, then
     ``α·TR + β·ATR`` with ``β = (p−1)/p`` and ``α = 1 − β`` (TA-Lib 0.8's two-coefficient step).
     """
@@ -774,23 +751,8 @@ class Atr:
         self._atr = self._atr / self.period
         return self._atr
 
-    def seed(self, high: ArrayLike, low: ArrayLike, close: ArrayLike) -> float | None:
-        h, lo, c = _floats(high), _floats(low), _floats(close)
-        _same_length(h, lo, c)
-        out: float | None = None
-        upd = self.update
-        for a, b, x in zip(h, lo, c, strict=True):
-            out = upd(a, b, x)
-        return out
 
-    def update_bar(self, open_: float, high: float, low: float, close: float) -> float | None:
-        return self.update(high, low, close)
-
-    def seed_candles(self, candles: CandleArrays) -> float | None:
-        return self.seed(candles.high, candles.low, candles.close)
-
-
-class Adx:
+class Adx(_HlcSeeded[AdxValue]):
     """TA-Lib ``ADX`` with its ``+DI``/``−DI`` (Wilder).
 
     One-candle DMs: ``−DM = low₋₁ − low`` if it is positive and beats ``+DM = high − high₋₁``
@@ -923,23 +885,8 @@ class Adx:
         self._adx = self._adx / self.period
         return AdxValue(self._adx, pdi, mdi)
 
-    def seed(self, high: ArrayLike, low: ArrayLike, close: ArrayLike) -> AdxValue | None:
-        h, lo, c = _floats(high), _floats(low), _floats(close)
-        _same_length(h, lo, c)
-        out: AdxValue | None = None
-        upd = self.update
-        for a, b, x in zip(h, lo, c, strict=True):
-            out = upd(a, b, x)
-        return out
 
-    def update_bar(self, open_: float, high: float, low: float, close: float) -> AdxValue | None:
-        return self.update(high, low, close)
-
-    def seed_candles(self, candles: CandleArrays) -> AdxValue | None:
-        return self.seed(candles.high, candles.low, candles.close)
-
-
-class Stochastic:
+class Stochastic(_HlcSeeded[StochValue]):
     """TA-Lib ``STOCH`` with SMA smoothing: ``k`` = fast-%K period, ``slowing`` = the %K smoothing
     (TA-Lib's ``slowk_period``), ``d`` = the %D period (``slowd_period``).
 
@@ -1044,21 +991,6 @@ class Stochastic:
         slow_d = self._d_total / self.d_period
         self._d_total -= self._d_win[0]
         return StochValue(slow_k, slow_d)
-
-    def seed(self, high: ArrayLike, low: ArrayLike, close: ArrayLike) -> StochValue | None:
-        h, lo, c = _floats(high), _floats(low), _floats(close)
-        _same_length(h, lo, c)
-        out: StochValue | None = None
-        upd = self.update
-        for a, b, x in zip(h, lo, c, strict=True):
-            out = upd(a, b, x)
-        return out
-
-    def update_bar(self, open_: float, high: float, low: float, close: float) -> StochValue | None:
-        return self.update(high, low, close)
-
-    def seed_candles(self, candles: CandleArrays) -> StochValue | None:
-        return self.seed(candles.high, candles.low, candles.close)
 
 
 # --------------------------------------------------------------------------------------------
