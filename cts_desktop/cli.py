@@ -7,9 +7,12 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from cts_desktop import __version__
+
+if TYPE_CHECKING:
+    from cts_desktop.exchanges.candle_files import CandleArrays
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load_candles_or_explain(path: Path) -> Any:
+def _load_candles_or_explain(path: Path) -> CandleArrays | None:
     """Read a candle file, printing its flaw report; None (after a clear message) when unusable."""
     from cts_desktop.exchanges.candle_files import CandleFileError, load_candles
 

@@ -210,10 +210,6 @@ async def test_without_a_keyring_only_public_data_is_tested(database: Database) 
 async def test_a_hanging_exchange_times_out_cleanly(database: Database) -> None:
     redactor = Redactor()
 
-    async def never(request: RecordedRequest) -> FakeResponse:
-        await asyncio.sleep(60)
-        raise AssertionError("unreachable")
-
     service, _ = await _tester(
         database, keyring.backends.fail.Keyring(), FakeHttpSession(binance_responder()), redactor
     )

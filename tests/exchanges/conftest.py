@@ -24,9 +24,10 @@ from cts_desktop.domain.market import ApiType
 from cts_desktop.exchanges.ccxt_exchange import CcxtExchange
 from cts_desktop.redaction import Redactor
 from cts_desktop.storage.secrets import Credentials
+from tests.conftest import SHARED_DIR
 from tests.exchanges.fake_http import FakeHttpSession
 
-CCXT_STATIC_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ccxt-static"
+CCXT_STATIC_DIR = SHARED_DIR / "data" / "ccxt-static"
 
 # Fake credentials long enough to be registered by the Redactor and easy to spot in any text.
 TEST_API_KEY = "TESTKEY-abcdefghijklmnop0123456789"

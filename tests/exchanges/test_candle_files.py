@@ -26,8 +26,9 @@ from cts_desktop.exchanges.candle_files import (
     guess_symbol,
     load_candles,
 )
+from tests.conftest import SHARED_DIR
 
-MARKET_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "market"
+MARKET_DIR = SHARED_DIR / "data" / "market"
 HOUR = 3_600_000
 T0 = 1_600_000_000_000 - 1_600_000_000_000 % HOUR  # 2020-09-13 12:00 UTC
 

@@ -14,11 +14,12 @@ from cts_desktop.exchanges.candle_files import CandleArrays
 from cts_desktop.exchanges.clock import ManualClock, VirtualClock, wait_until_idle
 from cts_desktop.exchanges.errors import BadSymbolError, ExchangeDownError, NotSupportedError
 from cts_desktop.exchanges.replay import ReplayExchange, ReplayFinishedError, ReplaySource
+from tests.conftest import SHARED_DIR
 
 HOUR = 3_600_000
 T0 = 1_600_000_000_000 - 1_600_000_000_000 % (4 * HOUR)  # 2020-09-13 12:00 UTC, a 4h boundary
 CLOCK0 = 5_000  # the clock's time has nothing to do with market time
-MARKET_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "market"
+MARKET_DIR = SHARED_DIR / "data" / "market"
 
 BARS = [
     Candle(T0, 100.0, 103.0, 99.0, 102.0, 10.0),  # low nearer the open: 100 → 99 → 103 → 102

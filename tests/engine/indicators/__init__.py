@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from functools import cache
-from pathlib import Path
 
 import pytest
 
 from cts_desktop.exchanges.candle_files import CandleArrays, load_candles
+from tests.conftest import SHARED_DIR
 
-MARKET_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "market"
+MARKET_DIR = SHARED_DIR / "data" / "market"
 REAL_FILES = ("Binance_BTCUSDT_1h.csv", "Binance_ETHUSDT_1h.csv", "freqtrade_UNITTEST_BTC-1m.json")
 
 

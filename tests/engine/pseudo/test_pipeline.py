@@ -80,4 +80,3 @@ def test_registry_blocks_are_dense_and_describable() -> None:
     assert (a, b, len(registry)) == (0, 924, 1848)
     assert registry.block(SetKey("BTC/USDT", "BTC/USDT-direction-3", None, 1), 924) == 0
     assert registry.describe(925) == "BTC/USDT-direction-3/short/config1"
-    assert np.all(np.diff([a, b]) == 924)

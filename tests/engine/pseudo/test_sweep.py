@@ -34,8 +34,9 @@ from cts_desktop.engine.pseudo.sweep import (
 )
 from cts_desktop.engine.pseudo.sweep_reference import reference_entries, reference_sweep
 from cts_desktop.exchanges.candle_files import CandleArrays, load_candles
+from tests.conftest import SHARED_DIR
 
-MARKET_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "market"
+MARKET_DIR = SHARED_DIR / "data" / "market"
 OFF = (math.nan, math.nan)
 COUNTS = ("trades", "wins", "losses")
 MONEY = ("net_return", "pf_gross", "avg_result_steps", "max_drawdown")
