@@ -90,8 +90,7 @@ class TickOutcome:
     decisions: list[PromotionDecision] = field(default_factory=list)
 
 
-def _grid_for(kind: IndicationType) -> ConfigGrid:
-    return ACTIVE_ADVANCED_GRID if kind is IndicationType.ACTIVE_ADVANCED else MAIN_GRID
+_GRIDS: dict[bool, ConfigGrid] = {False: MAIN_GRID, True: ACTIVE_ADVANCED_GRID}  # keyed by "active-advanced?"
 
 
 class PseudoPipeline:
@@ -112,7 +111,7 @@ class PseudoPipeline:
         self.position_cost_pct = float(values["main.position_cost_pct"])
         self.max_age_hours = float(values["strategy.max_position_age_main_h"])
         self._indications: dict[str, IndicationEngine] = {}
-        self._offsets = {len(g): np.arange(len(g), dtype=np.int64) for g in (MAIN_GRID, ACTIVE_ADVANCED_GRID)}
+        self._offsets = {advanced: np.arange(len(g), dtype=np.int64) for advanced, g in _GRIDS.items()}
 
     @property
     def accepting_new(self) -> bool:
@@ -155,17 +154,17 @@ class PseudoPipeline:
 
     def _open_all(self, symbol: str, signals: list[IndicationSignal], price: float, ts_ms: int) -> int:
         """Open every signal of this tick with one book call per (grid, direction)."""
-        groups: dict[tuple[int, int], list[int]] = {}
+        groups: dict[tuple[bool, int], list[int]] = {}  # (active-advanced grid?, direction) → starts
         for signal in signals:
-            grid = _grid_for(signal.kind)
+            advanced = signal.kind is IndicationType.ACTIVE_ADVANCED
             key = SetKey(symbol, signal.state_key, signal.subconfig_id, signal.direction)
-            start = self.registry.block(key, len(grid))
-            groups.setdefault((len(grid), signal.direction), []).append(start)
+            start = self.registry.block(key, len(_GRIDS[advanced]))
+            groups.setdefault((advanced, signal.direction), []).append(start)
         self.stats.ensure(len(self.registry))
         opened = 0
-        for (size, direction), starts in groups.items():
-            grid = MAIN_GRID if size == len(MAIN_GRID) else ACTIVE_ADVANCED_GRID
-            offsets = self._offsets[size]
+        for (advanced, direction), starts in groups.items():
+            grid = _GRIDS[advanced]
+            offsets = self._offsets[advanced]
             sets: npt.NDArray[np.int64] = (np.asarray(starts, dtype=np.int64)[:, None] + offsets).ravel()
             allowed = self.evaluator.may_open(sets)
             if not allowed.any():
