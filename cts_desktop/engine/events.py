@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from cts_desktop.domain.enums import EngineState
+from cts_desktop.domain.engine import EngineSnapshot
+from cts_desktop.domain.enums import Actor, EngineState
+from cts_desktop.domain.orders import RiskDecision
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,47 @@ class EngineStateChanged(Event):
     old: EngineState
     new: EngineState
     reason: str = ""
+    actor: Actor = Actor.SYSTEM
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSnapshotChanged(Event):
+    """A connection engine's state or health changed (health at most about once a second per
+    engine): what the Engine dock redraws from."""
+
+    snapshot: EngineSnapshot
+
+
+@dataclass(frozen=True, slots=True)
+class OrdersChanged(Event):
+    """Orders of a connection were created or changed state; the Orders dock reloads them."""
+
+    connection_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PositionsChanged(Event):
+    """Positions of a connection opened, changed or closed; the Positions dock reloads them."""
+
+    connection_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRefused(Event):
+    """The risk gate or a live-trading rule refused an order intent (shown with rule and numbers)."""
+
+    connection_id: str
+    symbol: str
+    decision: RiskDecision
+
+
+@dataclass(frozen=True, slots=True)
+class CircuitBreakerTripped(Event):
+    """A circuit breaker paused a connection (daily loss, drawdown, error burst, lost stream)."""
+
+    connection_id: str
+    breaker: str
+    reason: str
 
 
 type Handler[E: Event] = Callable[[E], None]
