@@ -45,7 +45,7 @@ from sqlalchemy import insert
 
 from cts_desktop.engine.pseudo.closed import ClosedBatch
 from cts_desktop.storage.database import Database
-from cts_desktop.storage.models import PseudoEntry, metadata, new_id
+from cts_desktop.storage.models import PseudoEntry, metadata
 from cts_desktop.storage.repositories import ConnectionRepository
 from cts_desktop.storage.repositories.pseudo import CLOSE_REASONS, PseudoRepository, PseudoSetSpec
 
@@ -166,16 +166,13 @@ def sqlite_text(ms: I64) -> list[str]:
     return rendered
 
 
-def entry_tuples(batch: ClosedBatch, set_ids: list[str], first_id: int) -> list[tuple[Any, ...]]:
-    """The rows ``write_closed`` would write, prepared up front (for the floor measurement)."""
-    n = len(batch)
+def entry_tuples(batch: ClosedBatch, set_ids: list[str]) -> list[tuple[Any, ...]]:
+    """The rows ``write_closed`` would write, prepared up front (for the floor measurement);
+    the database assigns the integer ids, as in ``write_closed``."""
     order = np.lexsort((batch.closed_ms, batch.set_index))
-    ids = [f"{first_id + i:032x}" for i in range(n)]
-    ids = [f"{s[:8]}-{s[8:12]}-{s[12:16]}-{s[16:20]}-{s[20:]}" for s in ids]
     names = np.asarray(set_ids, dtype=object)
     return list(
         zip(
-            ids,
             names[batch.set_index[order]].tolist(),
             sqlite_text(batch.opened_ms[order]),
             sqlite_text(batch.closed_ms[order]),
@@ -194,7 +191,10 @@ def entry_tuples(batch: ClosedBatch, set_ids: list[str], first_id: int) -> list[
 
 def bench_sqlite_floor(template: Path, work: Path, set_ids: list[str], args: argparse.Namespace) -> float:
     rates = []
-    sql = "INSERT INTO pseudo_entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    sql = (
+        "INSERT INTO pseudo_entries (set_id, opened_at, closed_at, entry_price, exit_price, result_steps, "
+        "pnl, fees, close_reason, hold_time_s, drawdown_time_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )
     for run in range(args.runs):
         fresh_copy(template, work)
         rng = np.random.default_rng(100 + run)
@@ -204,7 +204,6 @@ def bench_sqlite_floor(template: Path, work: Path, set_ids: list[str], args: arg
                     rng, args.batch_rows, len(set_ids), T0_MS + 10**9 + i * 1000, distinct_times=False
                 ),
                 set_ids,
-                (run << 40) + i * args.batch_rows + (1 << 60),
             )
             for i in range(args.batches)
         ]
@@ -258,8 +257,6 @@ async def bench_baselines(
 
             async def core(database: Database = database, batch: ClosedBatch = batch) -> None:
                 values = orm_objects(batch, set_ids)  # the dict building is part of this path
-                for row in values:
-                    row["id"] = new_id()
                 async with database.engine.begin() as connection:
                     await connection.execute(insert(table), values)
 

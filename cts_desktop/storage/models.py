@@ -353,12 +353,17 @@ class PseudoSet(Base):
 
 
 class PseudoEntry(Base):
-    """One simulated entry of a pseudo set; removed with its set (it is derived data)."""
+    """One simulated entry of a pseudo set; removed with its set (it is derived data).
+
+    The key is an integer, not a UUID (migration 0005 says why): on SQLite it is the rowid, so the
+    table needs no second B-tree for it, and it orders entries in write order."""
 
     __tablename__ = "pseudo_entries"
     __table_args__ = (Index(None, "set_id", "closed_at", "id"),)  # newest-first reads are index-only
 
-    id: Mapped[str] = _id_column()
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
     set_id: Mapped[str] = mapped_column(
         String(ID_LENGTH), ForeignKey("pseudo_sets.id", ondelete="CASCADE"), nullable=False
     )

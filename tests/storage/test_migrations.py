@@ -28,6 +28,7 @@ from cts_desktop.storage.database import (
 )
 from cts_desktop.storage.models import metadata
 from cts_desktop.storage.repositories import AuditRepository, ConnectionRepository, SettingsRepository
+from cts_desktop.storage.repositories.pseudo import PseudoRepository
 from tests.storage.conftest import create_at_revision, sqlite_revision
 
 CORE_TABLES = {"settings", "connections", "engine_states", "audit_log", "system_log"}
@@ -289,3 +290,72 @@ async def test_a_failed_upgrade_is_rolled_back_completely(db_path: Path, backup_
     finally:
         check.close()
     assert len(list(backup_dir.iterdir())) == 1
+
+
+def _insert_0004_pseudo_rows(path: Path) -> list[tuple[str, str]]:
+    """A set with four entries under text ids, written out of close-time order; returns the
+    (old id, closed_at) pairs in the order the newest-first reads expect them after 0005."""
+    connection = sqlite3.connect(path)
+    stamp = "2024-05-01 12:00:00.000000"
+    connection.execute(
+        """INSERT INTO connections (id, name, exchange, api_type, connection_method, margin_mode,
+               position_mode, is_testnet, is_enabled, is_live_trade, is_preset_trade, is_predefined,
+               live_volume_factor, preset_volume_factor, settings, api_capabilities, restart_required,
+               created_at, updated_at)
+           VALUES ('c-1', 'Paper', 'bybit', 'unified', 'library', 'cross', 'hedge', 0, 1, 0, 0, 0,
+                   1.0, 1.0, '{}', '[]', 0, ?, ?)""",
+        (stamp, stamp),
+    )
+    connection.execute(
+        """INSERT INTO pseudo_sets (id, connection_id, symbol, level, indication_type, direction, config_key,
+               params, status, phase, entries, wins, losses, gross_profit, gross_loss, sum_result_steps,
+               max_drawdown, drawdown_time_s, created_at, updated_at)
+           VALUES ('s-1', 'c-1', 'BTC/USDT', 'base', 'direction', 'long', 'k', '{}', 'evaluating', 1,
+                   0, 0, 0, 0, 0, 0, 0, 0, ?, ?)""",
+        (stamp, stamp),
+    )
+    rows = [
+        ("b", "2024-05-01 12:00:03.000000", 3.0),
+        ("a", "2024-05-01 12:00:01.000000", 1.0),
+        ("d", "2024-05-01 12:00:02.000000", 2.0),
+        ("c", "2024-05-01 12:00:02.000000", 2.5),  # a tie on close time: the old id breaks it
+    ]
+    connection.executemany(
+        """INSERT INTO pseudo_entries (id, set_id, opened_at, closed_at, entry_price, exit_price,
+               result_steps, pnl, fees, close_reason, hold_time_s, drawdown_time_s)
+           VALUES (?, 's-1', ?, ?, 100.0, 101.0, ?, 0.01, 0.001, 'takeprofit', 1.0, 0.0)""",
+        [(old_id, stamp, closed, steps) for old_id, closed, steps in rows],
+    )
+    connection.commit()
+    connection.close()
+    return [("b", rows[0][1]), ("d", rows[2][1]), ("c", rows[3][1]), ("a", rows[1][1])]
+
+
+@pytest.mark.asyncio
+async def test_0005_gives_pseudo_entries_integer_keys_and_keeps_every_row_in_order(
+    db_path: Path, backup_dir: Path
+) -> None:
+    await create_at_revision(db_path, "0004")
+    expected = _insert_0004_pseudo_rows(db_path)
+    database = await Database.open(str(db_path), backup_dir=backup_dir)
+    try:
+        newest = await PseudoRepository(database).newest_entries("s-1", 10)
+        steps_by_old_id = {"a": 1.0, "b": 3.0, "c": 2.5, "d": 2.0}
+        assert [entry.result_steps for entry in newest] == [steps_by_old_id[old] for old, _ in expected]
+        assert all(isinstance(entry.id, int) for entry in newest)
+        assert [entry.closed_at.strftime("%Y-%m-%d %H:%M:%S.%f") for entry in newest] == [
+            closed for _, closed in expected
+        ]
+        async with database.engine.connect() as conn:
+            assert await conn.run_sync(schema_diff) == []
+    finally:
+        await database.close()
+    engine = make_engine(f"sqlite+aiosqlite:///{db_path}", foreign_keys=False, poolclass=NullPool)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(lambda c: command.downgrade(alembic_config(c), "0004"))
+            rows = (await connection.exec_driver_sql("SELECT id, result_steps FROM pseudo_entries")).all()
+        assert sorted(step for _, step in rows) == [1.0, 2.0, 2.5, 3.0]
+        assert all(isinstance(old_id, str) for old_id, _ in rows)
+    finally:
+        await engine.dispose()

@@ -142,20 +142,22 @@ async def test_write_closed_round_trips_every_column(database: Database) -> None
 
 
 @pytest.mark.asyncio
-async def test_ids_are_uuid7_and_follow_write_order(database: Database) -> None:
+async def test_ids_follow_write_order(database: Database) -> None:
+    """Integer ids grow with every batch (ties on close time break by write order), and within
+    a batch rows go in by close time."""
     conn = await connection_id(database)
     repo = PseudoRepository(database)
     set_ids = await repo.upsert_sets(specs(conn, 1))
     await repo.write_closed(entries_for(0, 5), set_ids)
     await repo.write_closed(entries_for(0, 5, start_ms=T0_MS - 10**6), set_ids)  # older closes, written later
     async with database.engine.connect() as connection:
-        rows = (await connection.execute(text("SELECT id, closed_at FROM pseudo_entries"))).all()
+        rows = (await connection.execute(text("SELECT id, closed_at FROM pseudo_entries ORDER BY id"))).all()
     ids = [row[0] for row in rows]
-    assert all(uuid.UUID(value).version == 7 for value in ids)
-    by_id = sorted(rows, key=lambda row: row[0])
-    first_batch = {row[0] for row in by_id[:5]}
-    assert len(first_batch) == 5 and sorted(ids)[:5] == sorted(first_batch)
-    assert [row[1] for row in by_id[:5]] == sorted(row[1] for row in by_id[:5])  # within a batch: by close
+    assert all(isinstance(value, int) for value in ids) and len(set(ids)) == 10
+    first, second = rows[:5], rows[5:]
+    assert min(row[1] for row in first) > max(row[1] for row in second)  # the first batch closed later
+    assert [row[1] for row in first] == sorted(row[1] for row in first)  # within a batch: by close
+    assert [row[1] for row in second] == sorted(row[1] for row in second)
 
 
 @pytest.mark.asyncio
@@ -291,7 +293,6 @@ async def test_prune_keeps_exactly_the_newest_by_close_time_then_id(database: Da
             PseudoEntry.__table__.insert(),
             [
                 {
-                    "id": str(uuid.uuid4()),
                     "set_id": set_ids[i % 3],
                     "opened_at": at(T0_MS),
                     "entry_price": 1.0,
@@ -304,7 +305,7 @@ async def test_prune_keeps_exactly_the_newest_by_close_time_then_id(database: Da
         rows = (
             await connection.execute(select(PseudoEntry.id, PseudoEntry.set_id, PseudoEntry.closed_at))
         ).all()
-    expected: set[str] = set()
+    expected: set[int] = set()
     for set_id in set_ids:
         own = [row for row in rows if row.set_id == set_id]
         if len(own) < trigger_count(limit, threshold):

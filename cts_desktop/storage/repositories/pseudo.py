@@ -10,10 +10,10 @@ is built for volume — a tick can close tens of thousands of entries — so:
   prepared column-wise here. Timestamps are rendered the way :class:`~cts_desktop.storage.models.
   UTCDateTime` stores them (text ``YYYY-MM-DD HH:MM:SS.ffffff`` in UTC on SQLite, aware datetimes on
   PostgreSQL), once per distinct millisecond: a tick closes many entries at the same instant.
-* Rows are written sorted by set and close time, with time-ordered UUIDs (version 7 layout: write
-  time in ms, then a per-repository counter, then random bits): the primary-key index and the
-  (set_id, closed_at) index then grow at their ends instead of splitting pages all over, and
-  "newest" ties on ``closed_at`` break by id in write order.
+* Entries have an integer key the database assigns (the rowid on SQLite; migration 0005 says
+  why this table is the exception to text UUIDs). Rows are written sorted by set and close time,
+  so the (set_id, closed_at, id) index grows set by set instead of splitting pages all over, and
+  "newest" ties on ``closed_at`` break by id, which is write order.
 * :meth:`PseudoRepository.update_set_aggregates` is one executemany ``UPDATE`` of the stats columns.
 * :meth:`PseudoRepository.prune_rolling`: for every set holding at least ⌈L·(1+T)⌉ entries, all
   but the newest L go (D8) — one executemany ``DELETE`` of each such set's entries past its newest
@@ -26,8 +26,6 @@ accepted through the :class:`ClosedColumns` protocol, which the engine's ``Close
 from __future__ import annotations
 
 import math
-import os
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -51,6 +49,7 @@ CLOSE_REASONS: tuple[str | None, ...] = (None, "takeprofit", "stoploss", "traili
 """``close_reason`` text by the engine's integer exit reason (0 = still open, stored as NULL);
 the names are DOMAIN §2.3's close reasons."""
 
+_ENTRY_COLUMNS = tuple(column.name for column in _entries.columns if column.name != "id")
 _KEY_COLUMNS = ("connection_id", "symbol", "level", "config_key", "direction")
 _KEYS_PER_SELECT = 4000  # 5 parameters per key: below SQLite's 32766 and asyncpg's 32767 limits
 _IDS_PER_SELECT = 20_000
@@ -126,7 +125,7 @@ class PseudoSetRecord:
 
 @dataclass(frozen=True, slots=True)
 class PseudoEntryRecord:
-    id: str
+    id: int
     set_id: str
     opened_at: datetime
     closed_at: datetime | None
@@ -176,50 +175,6 @@ def rolling_trigger(limit: int, threshold: float) -> int:
 
 
 # --------------------------------------------------------------------------- value preparation
-
-
-class _TimeOrderedIds:
-    """UUIDs (version 7 layout) that sort in the order this object hands them out.
-
-    48 bits of write time in ms (never going backwards), 42 bits of a counter, 32 random bits:
-    unique across processes without coordination, ordered within one repository, and generated
-    for a whole batch with a few array operations (``uuid.uuid4()`` costs about 3 µs a row).
-    """
-
-    _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
-
-    def __init__(self) -> None:
-        self._last_ms = 0
-        self._counter = 0
-
-    def take(self, n: int) -> list[str]:
-        now = max(int(time.time() * 1000), self._last_ms)
-        self._last_ms = now
-        counter = self._counter + np.arange(n, dtype=np.uint64)
-        self._counter += n
-        raw = np.empty((n, 16), dtype=np.uint8)
-        for i in range(6):
-            raw[:, i] = (now >> (40 - 8 * i)) & 0xFF
-        high = (counter >> np.uint64(30)) & np.uint64(0xFFF)  # 12 bits after the version nibble
-        low = counter & np.uint64(0x3FFFFFFF)  # 30 bits after the variant bits
-        raw[:, 6] = (0x70 | (high >> np.uint64(8))).astype(np.uint8)
-        raw[:, 7] = (high & np.uint64(0xFF)).astype(np.uint8)
-        raw[:, 8] = (0x80 | (low >> np.uint64(24))).astype(np.uint8)
-        raw[:, 9] = ((low >> np.uint64(16)) & np.uint64(0xFF)).astype(np.uint8)
-        raw[:, 10] = ((low >> np.uint64(8)) & np.uint64(0xFF)).astype(np.uint8)
-        raw[:, 11] = (low & np.uint64(0xFF)).astype(np.uint8)
-        raw[:, 12:] = np.frombuffer(os.urandom(4 * n), dtype=np.uint8).reshape(n, 4)
-        digits = np.empty((n, 32), dtype=np.uint8)
-        digits[:, 0::2] = raw >> 4
-        digits[:, 1::2] = raw & 0x0F
-        chars = self._HEX[digits]
-        text = np.full((n, 36), ord("-"), dtype=np.uint8)
-        text[:, 0:8] = chars[:, 0:8]
-        text[:, 9:13] = chars[:, 8:12]
-        text[:, 14:18] = chars[:, 12:16]
-        text[:, 19:23] = chars[:, 16:20]
-        text[:, 24:36] = chars[:, 20:32]
-        return text.view("S36").ravel().astype("U36").tolist()
 
 
 def _sqlite_timestamps(ms: npt.NDArray[np.int64]) -> list[str]:
@@ -282,7 +237,7 @@ async def _execute_many(
         await connection.exec_driver_sql(sql, rows)
 
 
-_INSERT_ENTRIES = insert(_entries)
+_INSERT_ENTRIES = insert(_entries).values({column: bindparam(column) for column in _ENTRY_COLUMNS})
 # One set's entries beyond its newest ``b_keep``. The (set_id, closed_at, id) index serves the
 # lookup, the ordering (NULL close times sort last under DESC on both backends' indexes or in a
 # small per-set sort) and the range delete without reading the table.
@@ -336,7 +291,6 @@ class PseudoRepository:
 
     def __init__(self, database: Database) -> None:
         self._database = database
-        self._ids = _TimeOrderedIds()
 
     # ------------------------------------------------------------------ sets
 
@@ -462,7 +416,6 @@ class PseudoRepository:
         # for the insert itself.
         dialect = self._database.engine.dialect
         columns: dict[str, list[Any]] = {
-            "id": self._ids.take(n),
             "set_id": names[local[order]].tolist(),
             "opened_at": _timestamps(dialect, np.asarray(batch.opened_ms, dtype=np.int64)[order]),
             "closed_at": _timestamps(dialect, np.asarray(batch.closed_ms, dtype=np.int64)[order]),
