@@ -45,6 +45,16 @@ class SetKey:
     direction: int
 
 
+@dataclass(frozen=True, slots=True)
+class SetLocation:
+    """Where a set index lives: its block's key, its row in the grid, and the grid (None when the
+    block was registered without one)."""
+
+    key: SetKey
+    row: int
+    grid: ConfigGrid | None
+
+
 class SetRegistry:
     """Hands out one block of consecutive set indices per SetKey, on first sight.
 
@@ -56,29 +66,39 @@ class SetRegistry:
         self._starts: dict[SetKey, int] = {}
         self._block_starts: list[int] = []
         self._block_keys: list[SetKey] = []
+        self._block_grids: list[ConfigGrid | None] = []
         self._size = 0
 
     def __len__(self) -> int:
         return self._size
 
-    def block(self, key: SetKey, rows: int) -> int:
+    def block(self, key: SetKey, rows: int, grid: ConfigGrid | None = None) -> int:
         start = self._starts.get(key)
         if start is None:
+            if grid is not None and len(grid) != rows:
+                raise ValueError(f"a block of {rows} rows cannot hold a grid of {len(grid)}")
             start = self._size
             self._starts[key] = start
             self._block_starts.append(start)
             self._block_keys.append(key)
+            self._block_grids.append(grid)
             self._size += rows
         return start
 
-    def describe(self, set_index: int) -> str:
+    def locate(self, set_index: int) -> SetLocation:
         if not 0 <= set_index < self._size:
             raise IndexError(f"no set {set_index}")
         block = bisect.bisect_right(self._block_starts, set_index) - 1
-        key, row = self._block_keys[block], set_index - self._block_starts[block]
+        return SetLocation(
+            self._block_keys[block], set_index - self._block_starts[block], self._block_grids[block]
+        )
+
+    def describe(self, set_index: int) -> str:
+        location = self.locate(set_index)
+        key = location.key
         side = "long" if key.direction > 0 else "short"
         sub = f"/sub{key.subconfig_id}" if key.subconfig_id is not None else ""
-        return f"{key.state_key}{sub}/{side}/config{row}"
+        return f"{key.state_key}{sub}/{side}/config{location.row}"
 
 
 @dataclass(slots=True)
@@ -158,7 +178,7 @@ class PseudoPipeline:
         for signal in signals:
             advanced = signal.kind is IndicationType.ACTIVE_ADVANCED
             key = SetKey(symbol, signal.state_key, signal.subconfig_id, signal.direction)
-            start = self.registry.block(key, len(_GRIDS[advanced]))
+            start = self.registry.block(key, len(_GRIDS[advanced]), _GRIDS[advanced])
             groups.setdefault((advanced, signal.direction), []).append(start)
         self.stats.ensure(len(self.registry))
         opened = 0
