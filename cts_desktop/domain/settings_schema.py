@@ -849,11 +849,11 @@ _RISK = (
         chosen="range",
         unit="positions"),
     _risk.number("risk.max_daily_loss_pct", "Max daily loss", 5.0, 0.5, 50.0,
-        "New orders stop for the day once realised losses reach this share of the day's starting balance.",
+        "New orders stop for the day once the account has lost this share of its value at the day's start.",
         chosen="range",
         step=0.5, unit="%"),
     _risk.number("risk.max_drawdown_pct", "Max drawdown", 30.0, 1.0, 90.0,
-        "New orders stop once the account has fallen this far below its starting value.",
+        "New orders stop once the account has fallen this far below its highest value.",
         chosen="range",
         step=0.5, unit="%"),
     _risk.integer("risk.leverage_cap", "Leverage cap", 0, 0, 200,
@@ -861,9 +861,27 @@ _RISK = (
         chosen="range",
         unit="×"),
     _risk.number("risk.max_position_notional", "Max position size", 0.0, 0.0, 10_000_000.0,
-        "Largest value of one position (quantity × price × leverage) in the quote asset, 0 means no limit.",
+        "Largest value of one position (amount × contract size × price) in the quote asset, 0 = no limit.",
         chosen="range",
         unit="quote"),
+)
+
+# Circuit breakers pause a connection on their own (actor circuit_breaker); open positions stay
+# monitored and protected (D14), so a false alarm costs new entries, never protection.
+_brk = _Section(_C.RISK, "Circuit breakers")
+_RISK_BREAKERS = (
+    _brk.integer("risk.error_burst_count", "Error burst: errors", 5, 2, 50,
+        "Pause a connection when this many exchange errors happen within the error burst window.",
+        chosen="range",
+        unit="errors"),
+    _brk.integer("risk.error_burst_window_s", "Error burst: window", 60, 10, 600,
+        "Time window in which the error burst count is reached to pause a connection.",
+        chosen="range",
+        unit="s"),
+    _brk.integer("risk.stream_lost_pause_s", "Lost market stream pause", 30, 5, 600,
+        "Pause a connection when its market stream has not been live for this long.",
+        chosen="range",
+        unit="s"),
 )
 
 # fmt: on
@@ -887,6 +905,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
     *_SYSTEM_ENGINE,
     *_SYSTEM_DATABASE,
     *_RISK,
+    *_RISK_BREAKERS,
 )
 """Every setting, in settings-page order (category, then sub-page)."""
 

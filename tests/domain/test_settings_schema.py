@@ -72,6 +72,7 @@ def test_every_category_is_populated() -> None:
         (SettingCategory.INDICATION, "Common"),
         (SettingCategory.SYSTEM, "Database"),
         (SettingCategory.RISK, "Limits"),
+        (SettingCategory.RISK, "Circuit breakers"),
     ]:
         assert expected in subpages
 
@@ -110,6 +111,9 @@ def test_defaults_is_a_fresh_complete_dict() -> None:
         ("risk.max_open_positions", 10, 1, 500, None),  # D26
         ("risk.max_daily_loss_pct", 5.0, 0.5, 50.0, 0.5),  # D26
         ("risk.max_drawdown_pct", 30.0, 1.0, 90.0, 0.5),  # D26
+        ("risk.error_burst_count", 5, 2, 50, None),  # circuit breakers
+        ("risk.error_burst_window_s", 60, 10, 600, None),
+        ("risk.stream_lost_pause_s", 30, 5, 600, None),
         ("exchange.live_volume_factor", 1.0, 0.1, 10.0, 0.1),
         ("system.main_engine_interval_ms", 100, 50, 1000, 50),
     ],
