@@ -287,6 +287,12 @@ class PaperExchange:
         return self._data.supports_streaming
 
     @property
+    def supports_attached_tp_sl(self) -> bool:
+        """Orders may carry take-profit/stop-loss: they become reduce-only child orders (client ids
+        ``<entry id>:tp`` / ``:sl``) on the entry's first fill, like CcxtExchange's capability."""
+        return True
+
+    @property
     def account_id(self) -> str:
         return self._account_id
 

@@ -79,6 +79,10 @@ ORDER_STATUSES: tuple[str, ...] = (
     "lost",
 )
 
+TP_SL_MODES: tuple[str, ...] = ("attached", "engine")
+"""How an order's take-profit/stop-loss is carried: attached to it on the exchange, or placed by
+the engine as separate reduce-only orders once the entry has filled."""
+
 GLOBAL_ENGINE_SCOPE = "global"
 """``engine_states.scope`` of the global row; connection rows use the connection id."""
 
@@ -408,6 +412,9 @@ class RealPosition(Base):
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     realized_pnl: Mapped[float] = mapped_column(Float, nullable=False, default=0.0)
     fees: Mapped[float] = mapped_column(Float, nullable=False, default=0.0)
+    # 0006: what the position's PnL arithmetic needs (PnL = price move × quantity × contract size).
+    leverage: Mapped[float | None] = mapped_column(Float, nullable=True)
+    contract_size: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class Order(Base):
@@ -415,6 +422,11 @@ class Order(Base):
 
     The row is written with its ``client_order_id`` *before* the request is sent, so a crash
     between sending and recording can be reconciled by looking the order up by that id.
+
+    0006 added what execution quality needs (latencies from the intent, signed slippage in basis
+    points where positive is worse for us), the request's remaining fields (stop price, position
+    side, leverage, contract size), who and why, and ``parent_id``: the take-profit/stop-loss
+    orders of an entry, whether the engine placed them or the venue created them (attached).
     """
 
     __tablename__ = "orders"
@@ -424,9 +436,12 @@ class Order(Base):
         one_of("time_in_force", TIMES_IN_FORCE),
         one_of("status", ORDER_STATUSES),
         one_of("mode", TRADING_MODES),
+        one_of("position_side", DIRECTIONS),
+        one_of("tp_sl_mode", TP_SL_MODES),
         UniqueConstraint("client_order_id"),
         Index(None, "connection_id", "status"),
         Index(None, "real_position_id"),
+        Index(None, "parent_id"),
     )
 
     id: Mapped[str] = _id_column()
@@ -455,6 +470,20 @@ class Order(Base):
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     filled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     updated_at: Mapped[datetime] = _updated_at()
+    # 0006: execution details.
+    parent_id: Mapped[str | None] = mapped_column(
+        String(ID_LENGTH), ForeignKey("orders.id", ondelete="RESTRICT"), nullable=True
+    )
+    stop_price: Mapped[float | None] = mapped_column(Float, nullable=True)
+    position_side: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    leverage: Mapped[float | None] = mapped_column(Float, nullable=True)
+    contract_size: Mapped[float | None] = mapped_column(Float, nullable=True)
+    tp_sl_mode: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    actor: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    ack_latency_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    fill_latency_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    slippage_bps: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class Fill(Base):
@@ -473,6 +502,8 @@ class Fill(Base):
     fee: Mapped[float] = mapped_column(Float, nullable=False, default=0.0)
     fee_currency: Mapped[str | None] = mapped_column(String(16), nullable=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    # 0006: the gross PnL of the part of this fill that reduced a position (NULL for opening fills).
+    realized_pnl: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class ExchangePosition(Base):
