@@ -58,6 +58,7 @@ import numpy.typing as npt
 from cts_desktop.engine.pseudo.closed import ClosedBatch
 from cts_desktop.engine.pseudo.geometry import LONG, SHORT, ExitReason, exit_levels, tp_distance
 from cts_desktop.engine.pseudo.grid import ConfigGrid
+from cts_desktop.engine.pseudo.stats import warm_up as _warm_up_stats
 
 __all__ = [
     "DEFAULT_MAX_OPEN_PER_CONFIG",
@@ -609,10 +610,12 @@ class PseudoBook:
 
 
 def warm_up() -> None:
-    """Compile (or load from numba's cache) the kernel now, so the first live tick does not pay it.
+    """Compile (or load from numba's cache) the book's kernel and the set statistics' fold kernels
+    (:func:`cts_desktop.engine.pseudo.stats.warm_up`) now, so the first live tick does not pay it.
 
     Call once at engine start, off the UI thread's critical path.
     """
+    _warm_up_stats()
     book = PseudoBook(initial_capacity=4)
     grid = ConfigGrid(
         tp_factor=np.array([2.0]),

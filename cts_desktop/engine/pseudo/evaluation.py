@@ -174,14 +174,21 @@ class SetEvaluator:
 
     def may_open(self, sets: I8) -> BOOL:
         """Whether each set may open new pseudo entries: not failed, and in phase 2 only while its
-        win rate is at least ``min_win_rate``. Paused sets keep simulating (see the module note)."""
+        win rate is at least ``min_win_rate``. Paused sets keep simulating (see the module note).
+
+        Runs for every row a trigger would open (thousands per tick), so it reads only the two
+        columns the rule needs and computes the win rate only for the sets in phase 2.
+        """
         sets = np.asarray(sets, dtype=np.int64)
         status = self.status_codes(sets)
         th = self._thresholds
-        totals = self._stats.total_measures(sets)
-        in_phase2 = (status == EVALUATING) & (totals.results >= th.phase1_closes)
-        gated = in_phase2 & ~at_least(totals.win_rate, th.min_win_rate)
-        return np.asarray((status != FAILED) & ~gated, dtype=np.bool_)
+        closes, wins = self._stats.closes_and_wins(sets)
+        allowed = np.asarray(status != FAILED, dtype=np.bool_)
+        phase2 = np.flatnonzero((status == EVALUATING) & (closes >= th.phase1_closes))
+        if phase2.size:
+            win_rate = wins[phase2].astype(np.float64) / closes[phase2].astype(np.float64)
+            allowed[phase2] &= at_least(win_rate, th.min_win_rate)
+        return allowed
 
     def promotable(self, sets: I8) -> BOOL:
         """Whether each set's status allows promotion: not failed and not paused."""
@@ -189,59 +196,68 @@ class SetEvaluator:
         return np.asarray((status != FAILED) & (status != PAUSED), dtype=np.bool_)
 
     def evaluate(self, fold: FoldResult) -> list[StatusTransition]:
-        """Apply the §2.5/D10 rules to the sets ``fold`` touched; returns the changes in rule order."""
+        """Apply the §2.5/D10 rules to the sets ``fold`` touched; returns the changes in rule order.
+
+        Runs after every closing tick, usually for hundreds of sets of which none is at a milestone
+        or in production; each rule is therefore only worked out when some set is actually subject
+        to it (an empty rule changes nothing), which keeps the common call to a few array passes.
+        """
         if len(fold) == 0:
             return []
         self._ensure()
         th = self._thresholds
         sets = fold.sets
-        old = self._status[sets].copy()
+        old = self._status[sets]  # a copy (fancy indexing)
         status = old.copy()
         transitions: list[StatusTransition] = []
+        evaluating = status == EVALUATING
 
         # At exactly phase1_closes: a win rate below the minimum fails the set for good.
-        at1 = fold.at(th.phase1_closes)
-        crossed1 = fold.crossed(th.phase1_closes) & (status == EVALUATING)
-        win_rate1 = at1.win_rate
-        fail = crossed1 & below(win_rate1, th.min_win_rate)
-        status[fail] = FAILED
-        for i in np.flatnonzero(fail).tolist():
-            transitions.append(
-                self._transition(
-                    sets[i],
-                    SetStatus.EVALUATING,
-                    SetStatus.FAILED,
-                    Rule.PHASE1_WIN_RATE,
-                    th.phase1_closes,
-                    {"win_rate": float(win_rate1[i]), "wins": float(at1.wins[i])},
-                    {"min_win_rate": th.min_win_rate},
+        crossed1 = fold.crossed(th.phase1_closes) & evaluating
+        if crossed1.any():
+            at1 = fold.at(th.phase1_closes)
+            win_rate1 = at1.win_rate
+            fail = crossed1 & below(win_rate1, th.min_win_rate)
+            status[fail] = FAILED
+            evaluating = status == EVALUATING
+            for i in np.flatnonzero(fail).tolist():
+                transitions.append(
+                    self._transition(
+                        sets[i],
+                        SetStatus.EVALUATING,
+                        SetStatus.FAILED,
+                        Rule.PHASE1_WIN_RATE,
+                        th.phase1_closes,
+                        {"win_rate": float(win_rate1[i]), "wins": float(at1.wins[i])},
+                        {"min_win_rate": th.min_win_rate},
+                    )
                 )
-            )
 
         # At exactly phase2_closes: activate on win rate and payoff ratio, otherwise pause.
-        at2 = fold.at(th.phase2_closes)
-        crossed2 = fold.crossed(th.phase2_closes) & (status == EVALUATING)
-        win_rate2 = at2.win_rate
-        payoff2 = at2.payoff_ratio
-        activate = (
-            crossed2 & at_least(win_rate2, th.activate_win_rate) & at_least(payoff2, th.activate_payoff)
-        )
-        pause = crossed2 & ~activate
-        status[activate] = ACTIVE
-        status[pause] = PAUSED
-        for i in np.flatnonzero(crossed2).tolist():
-            new = SetStatus.ACTIVE if activate[i] else SetStatus.PAUSED
-            transitions.append(
-                self._transition(
-                    sets[i],
-                    SetStatus.EVALUATING,
-                    new,
-                    Rule.PHASE2_ACTIVATE if activate[i] else Rule.PHASE2_PAUSE,
-                    th.phase2_closes,
-                    {"win_rate": float(win_rate2[i]), "payoff_ratio": float(payoff2[i])},
-                    {"activate_win_rate": th.activate_win_rate, "activate_payoff": th.activate_payoff},
-                )
+        crossed2 = fold.crossed(th.phase2_closes) & evaluating
+        if crossed2.any():
+            at2 = fold.at(th.phase2_closes)
+            win_rate2 = at2.win_rate
+            payoff2 = at2.payoff_ratio
+            activate = (
+                crossed2 & at_least(win_rate2, th.activate_win_rate) & at_least(payoff2, th.activate_payoff)
             )
+            pause = crossed2 & ~activate
+            status[activate] = ACTIVE
+            status[pause] = PAUSED
+            for i in np.flatnonzero(crossed2).tolist():
+                new = SetStatus.ACTIVE if activate[i] else SetStatus.PAUSED
+                transitions.append(
+                    self._transition(
+                        sets[i],
+                        SetStatus.EVALUATING,
+                        new,
+                        Rule.PHASE2_ACTIVATE if activate[i] else Rule.PHASE2_PAUSE,
+                        th.phase2_closes,
+                        {"win_rate": float(win_rate2[i]), "payoff_ratio": float(payoff2[i])},
+                        {"activate_win_rate": th.activate_win_rate, "activate_payoff": th.activate_payoff},
+                    )
+                )
 
         # Production and resume read the rolling window after the batch.
         production = (status == ACTIVE) & (fold.count_after > th.phase2_closes)
@@ -275,7 +291,8 @@ class SetEvaluator:
                     )
                 )
 
-        self._status[sets] = status
+        if transitions:
+            self._status[sets] = status
         return transitions
 
     def _transition(

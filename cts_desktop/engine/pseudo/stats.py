@@ -2,8 +2,16 @@
 
 Why columns: a book holds hundreds of thousands of sets (D17) and a tick can close thousands of
 entries at once. Each statistic is one array with one row per set, and :meth:`SetStats.apply`
-folds a whole :class:`~cts_desktop.engine.pseudo.closed.ClosedBatch` with sorted segments and
-group reductions, so the cost per batch is a handful of numpy passes, never a Python loop per entry.
+folds a whole :class:`~cts_desktop.engine.pseudo.closed.ClosedBatch` in one compiled pass, never a
+Python loop per entry.
+
+Why numba for the fold: the numpy version (lexsort, ``reduceat`` per column, a rank trick for the
+segmented running maximum, prefix sums for the milestones, ring scatters) was ~50 array calls and
+as many temporaries per batch: 0.34 ms for a median 735-entry batch of ``benchmarks/live_tick.py``
+replayed into its 2.8-million-set table (page faults aside, see :data:`DEFAULT_RING_CHUNK`), in a
+2 ms tick budget. :func:`_fold_kernel` walks the batch once in the order the rules are stated (per
+set, by close time), like ``book.py``'s kernel: 0.14 ms for the same batches, most of it cache
+misses on the columns of sets that far apart (37 µs when the columns fit in cache).
 
 What is kept per set:
 
@@ -22,16 +30,21 @@ The three measures the original called "profit factor" are named apart (D5): ``a
 average loss).
 
 A result > 0 is a win, < 0 a loss, exactly 0 neither (it still counts as a close, so it lowers the
-win rate). Floating-point sums are taken in a different order than a per-entry loop would take
-them, so they can differ from such a loop in the last bits; the tests therefore use values whose
-sums are exact, and the threshold checks allow a 1e-9 slack (:func:`at_least`).
+win rate). The fold adds entry by entry in that order, so the all-time columns and the milestone
+counters equal a per-entry loop bit for bit. The windowed measures are numpy reductions over the
+ring, whose order of addition differs from such a loop in the last bits; the tests use values whose
+sums are exact there, and the threshold checks allow a 1e-9 slack (:func:`at_least`).
 """
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import pairwise
+from typing import Final, cast
 
+import numba
 import numpy as np
 import numpy.typing as npt
 
@@ -50,7 +63,22 @@ DEFAULT_WINDOW = 50
 DEFAULT_RING_CHUNK = 8192
 """Sets per ring chunk. The rings are the bulk of the memory (3 × 8 bytes × window per set); they
 live in fixed chunks of this many sets so that adding sets allocates a new chunk and never copies
-the existing ones (a doubling copy of hundreds of MB stalled a live tick for 100-400 ms)."""
+the existing ones (a doubling copy of hundreds of MB stalled a live tick for 100-400 ms).
+
+A chunk is indexed ``[set, slot]`` but stored slot-major: slot ``k`` of all its sets is one
+contiguous row. Chunks are zero pages mapped lazily, so the first write to a page costs a page
+fault (~2 µs here). Set-major, a set's first close faulted the pages holding its whole ring row
+(400 bytes, shared with ~10 neighbours) in each of the three arrays; on ``benchmarks/live_tick.py``
+those faults (~175 in the median 700-close :meth:`SetStats.apply`, ~290,000 over the 15,000 timed
+ticks) cost more than the fold itself. Slot-major, a young set only touches the pages of the slots
+it has filled, each shared with 511 neighbouring sets (~9,000 faults in the same run); a set with a
+full ring touches as much memory as before. Reading one set's window then spans ``n`` rows instead
+of one, which measured the same for contiguous sets and about 15 % slower for scattered ones
+(:meth:`SetStats.window_measures`, 1,000 sets × 50).
+
+Keep a chunk below 4 MiB (8192 × 50 × 8 bytes is 3.3 MB): from that size numpy asks Linux for
+transparent huge pages, and with 16,384 sets per chunk the first touches of those huge pages took
+the benchmark's p99 tick from ~1 ms to 13 ms."""
 
 DEFAULT_MILESTONES: tuple[int, ...] = (10, 50)
 """Close counts at which §2.5 takes a decision; :meth:`SetStats.apply` snapshots the counters there."""
@@ -215,6 +243,208 @@ def _underwater_spells(
     return under, since, duration
 
 
+# A frozen (PyInstaller) build has no source files next to the modules, and numba's on-disk cache
+# needs one to locate its index; there the kernels are compiled once per process instead.
+_CACHE: Final = not getattr(sys, "frozen", False)
+
+
+def _jit[F: Callable[..., object]](fn: F) -> F:
+    """numba.njit with a type mypy can see (numba ships no stubs), as in ``book.py``. No fastmath:
+    the sums must round exactly like the per-entry loop they stand for (IEEE, no reassociation)."""
+    return cast(F, numba.njit(cache=_CACHE, nogil=True)(fn))
+
+
+@_jit
+def _fold_kernel(
+    order: I8,
+    set_index: I8,
+    closed_ms: I8,
+    result: F8,
+    pnl: F8,
+    hold_ms: I8,
+    entry_dd_ms: I8,
+    count: I8,
+    wins: I8,
+    losses: I8,
+    gross_win: F8,
+    gross_loss: F8,
+    sum_result: F8,
+    sum_hold_ms: I8,
+    sum_entry_dd_ms: I8,
+    equity: F8,
+    peak: F8,
+    max_dd: F8,
+    since: I8,
+    max_dd_time: I8,
+    last_closed: I8,
+    milestones: I8,
+    window: int,
+    chunk_size: int,
+) -> tuple[I8, I8, I8, I8, I8, F8, F8, I8, I8, I8, I8, I8]:
+    """Fold the batch, taken in ``order`` (by set, then close time), into the per-set columns.
+
+    One pass, one set at a time, one entry at a time: every sum is accumulated in the order a
+    per-entry loop would add it, so the columns equal such a loop bit for bit (the numpy version
+    this replaces summed each set's part of the batch first and then added it, and built the equity
+    path from one cumulative sum over all sets, which differ from the loop in the last bits).
+
+    Returns the touched sets (ascending), their counts before and after, the counters at each
+    milestone crossed (-1 / NaN where not crossed), and the ring writes: for each surviving entry
+    (a set's newest ``window`` of this batch) its set, ring slot and batch index, in set order,
+    cut into groups of one ring chunk each (``group_bounds`` into the write list, ``group_chunk``).
+    """
+    n = order.shape[0]
+    k = 1
+    for j in range(1, n):
+        if set_index[order[j]] != set_index[order[j - 1]]:
+            k += 1
+    m = milestones.shape[0]
+    sets = np.empty(k, dtype=np.int64)
+    before = np.empty(k, dtype=np.int64)
+    after = np.empty(k, dtype=np.int64)
+    wins_at = np.full((k, m), -1, dtype=np.int64)
+    losses_at = np.full((k, m), -1, dtype=np.int64)
+    gross_win_at = np.full((k, m), np.nan)
+    gross_loss_at = np.full((k, m), np.nan)
+    ring_row = np.empty(n, dtype=np.int64)
+    ring_slot = np.empty(n, dtype=np.int64)
+    ring_src = np.empty(n, dtype=np.int64)
+    group_bounds = np.empty(k + 1, dtype=np.int64)
+    group_chunk = np.empty(k, dtype=np.int64)
+    writes = 0
+    groups = 0
+    g = 0
+    j = 0
+    while j < n:
+        s = set_index[order[j]]
+        e = j + 1
+        while e < n and set_index[order[e]] == s:
+            e += 1
+        c0 = count[s]
+        c = c0
+        w = wins[s]
+        lo = losses[s]
+        gw = gross_win[s]
+        gl = gross_loss[s]
+        sr = sum_result[s]
+        sh = sum_hold_ms[s]
+        sd = sum_entry_dd_ms[s]
+        eq = equity[s]
+        pk = peak[s]
+        mdd = max_dd[s]
+        sn = since[s]
+        mdt = max_dd_time[s]
+        was_under = sn >= 0
+        under = was_under
+        first_kept = e - window  # only the newest ``window`` of this batch can survive in the ring
+        chunk = s // chunk_size
+        if groups == 0 or group_chunk[groups - 1] != chunk:
+            group_chunk[groups] = chunk
+            group_bounds[groups] = writes
+            groups += 1
+        for i in range(j, e):
+            src = order[i]
+            r = result[src]
+            t = closed_ms[src]
+            c += 1
+            if r > 0:
+                w += 1
+                gw += r
+            elif r < 0:
+                lo += 1
+                gl += -r
+            sr += r
+            sh += hold_ms[src]
+            sd += entry_dd_ms[src]
+            for col in range(m):
+                if c == milestones[col]:
+                    wins_at[g, col] = w
+                    losses_at[g, col] = lo
+                    gross_win_at[g, col] = gw
+                    gross_loss_at[g, col] = gl
+            # Equity in units of the stake, its peak, drawdown and drawdown time (D12).
+            eq += pnl[src]
+            if eq > pk:
+                pk = eq
+            under = eq < pk
+            if under:
+                drawdown = (pk - eq) / pk
+                if drawdown > mdd:
+                    mdd = drawdown
+                if not was_under:
+                    sn = t  # a new stretch below the peak starts at this close
+                if t - sn > mdt:
+                    mdt = t - sn
+            elif was_under and t - sn > mdt:
+                mdt = t - sn  # the stretch ends here: measured to the close that regained the peak
+            was_under = under
+            if i >= first_kept:
+                ring_row[writes] = s
+                ring_slot[writes] = (c - 1) % window
+                ring_src[writes] = src
+                writes += 1
+        count[s] = c
+        wins[s] = w
+        losses[s] = lo
+        gross_win[s] = gw
+        gross_loss[s] = gl
+        sum_result[s] = sr
+        sum_hold_ms[s] = sh
+        sum_entry_dd_ms[s] = sd
+        equity[s] = eq
+        peak[s] = pk
+        max_dd[s] = mdd
+        since[s] = sn if under else NOT_UNDERWATER
+        max_dd_time[s] = mdt
+        last_closed[s] = closed_ms[order[e - 1]]
+        sets[g] = s
+        before[g] = c0
+        after[g] = c
+        g += 1
+        j = e
+    group_bounds[groups] = writes
+    return (
+        sets,
+        before,
+        after,
+        wins_at,
+        losses_at,
+        gross_win_at,
+        gross_loss_at,
+        ring_row,
+        ring_slot,
+        ring_src,
+        group_bounds[: groups + 1],
+        group_chunk[:groups],
+    )
+
+
+@_jit
+def _ring_write(
+    ring_result: F8,
+    ring_pnl: F8,
+    ring_closed: I8,
+    ring_row: I8,
+    ring_slot: I8,
+    ring_src: I8,
+    result: F8,
+    pnl: F8,
+    closed_ms: I8,
+    first_row: int,
+    start: int,
+    stop: int,
+) -> None:
+    """Writes ``start … stop-1`` of :func:`_fold_kernel`'s ring list into one chunk, whose first
+    set is ``first_row``. The slots of one set within one batch are distinct, so order is free."""
+    for q in range(start, stop):
+        row = ring_row[q] - first_row
+        slot = ring_slot[q]
+        src = ring_src[q]
+        ring_result[row, slot] = result[src]
+        ring_pnl[row, slot] = pnl[src]
+        ring_closed[row, slot] = closed_ms[src]
+
+
 class SetStats:
     """Running statistics of ``n_sets`` sets, one row per set index of the book's set table.
 
@@ -240,6 +470,7 @@ class SetStats:
             raise ValueError(f"milestones must be increasing positive counts, got {milestones}")
         self._window = window
         self._milestones = tuple(milestones)
+        self._milestone_array: I8 = np.asarray(self._milestones, dtype=np.int64)
         self._n = 0
         self._capacity = 0
         self._chunk = chunk_size
@@ -290,12 +521,16 @@ class SetStats:
         self._capacity = capacity
 
     def _add_ring_chunks(self, n_sets: int) -> None:
-        """Append zeroed ring chunks until rows ``0 … n_sets-1`` have one; existing chunks stay put."""
-        shape = (self._chunk, self._window)
+        """Append zeroed ring chunks until rows ``0 … n_sets-1`` have one; existing chunks stay put.
+
+        Each chunk is indexed ``[set row, slot]`` but stored slot-major (a transposed view of a
+        ``(window, chunk_size)`` array), see :data:`DEFAULT_RING_CHUNK`.
+        """
+        shape = (self._window, self._chunk)
         while len(self._ring_result) * self._chunk < n_sets:
-            self._ring_result.append(np.zeros(shape, dtype=np.float64))
-            self._ring_pnl.append(np.zeros(shape, dtype=np.float64))
-            self._ring_closed.append(np.zeros(shape, dtype=np.int64))
+            self._ring_result.append(np.zeros(shape, dtype=np.float64).T)
+            self._ring_pnl.append(np.zeros(shape, dtype=np.float64).T)
+            self._ring_closed.append(np.zeros(shape, dtype=np.int64).T)
 
     def _chunk_groups(self, rows: I8) -> list[tuple[int, slice | npt.NDArray[np.intp]]]:
         """Split ``rows`` (1-D) by ring chunk: (chunk number, selector into ``rows``) per chunk.
@@ -403,170 +638,91 @@ class SetStats:
     def apply(self, batch: ClosedBatch) -> FoldResult:
         """Fold ``batch`` into the statistics and report what changed.
 
-        Entries are taken in close-time order per set (ties keep batch order). Everything below is
-        whole-array work over the batch sorted by set: segment sums with ``reduceat``, a segmented
-        running maximum via ranks, and ring writes of each set's newest ``window`` results.
+        Entries are taken in close-time order per set (ties keep batch order): one ``lexsort``,
+        then :func:`_fold_kernel` walks the sorted batch once, set by set, exactly as the prose
+        rules (and the per-entry reference of the tests) read, and :func:`_ring_write` stores each
+        set's newest ``window`` results, one call per ring chunk the batch touches.
         """
         n = len(batch)
         if n == 0:
             return FoldResult.empty(self._milestones)
-        set_index = batch.set_index
-        if int(set_index.min()) < 0:
+        # Contiguous int64/float64 (a no-op for the book's batches), so every call runs the same
+        # compiled version of the kernels that warm_up() prepared.
+        set_index = np.ascontiguousarray(batch.set_index, dtype=np.int64)
+        closed_ms = np.ascontiguousarray(batch.closed_ms, dtype=np.int64)
+        order = np.lexsort((closed_ms, set_index))
+        if int(set_index[order[0]]) < 0:
             raise ValueError("set_index must not be negative")
-        self.ensure(int(set_index.max()) + 1)
+        self.ensure(int(set_index[order[-1]]) + 1)
 
-        order = np.lexsort((batch.closed_ms, set_index))
-        s = set_index[order]
-        r = batch.result_steps[order]
-        p = batch.pnl_fraction[order]
-        t = batch.closed_ms[order]
-
-        boundary = np.empty(n, dtype=np.bool_)
-        boundary[0] = True
-        np.not_equal(s[1:], s[:-1], out=boundary[1:])
-        starts = np.flatnonzero(boundary)
-        sets = s[starts]
-        lengths = np.diff(np.append(starts, n))
-        ends = starts + lengths - 1
-        segment = np.cumsum(boundary) - 1
-        rank = np.arange(n, dtype=np.int64) - starts[segment]
-
-        before = self._count[sets].copy()
-        wins_before = self._wins[sets].copy()
-        losses_before = self._losses[sets].copy()
-        gross_win_before = self._gross_win[sets].copy()
-        gross_loss_before = self._gross_loss[sets].copy()
-
-        win = r > 0
-        loss = r < 0
-        win_i = win.astype(np.int64)
-        loss_i = loss.astype(np.int64)
-        gw = np.where(win, r, 0.0)
-        gl = np.where(loss, -r, 0.0)
-
-        # Exact all-time sums (D10). ``sets`` is unique, so fancy "+=" is a plain scatter.
-        self._count[sets] = before + lengths
-        self._wins[sets] = wins_before + np.add.reduceat(win_i, starts)
-        self._losses[sets] = losses_before + np.add.reduceat(loss_i, starts)
-        self._gross_win[sets] = gross_win_before + np.add.reduceat(gw, starts)
-        self._gross_loss[sets] = gross_loss_before + np.add.reduceat(gl, starts)
-        self._sum_result[sets] += np.add.reduceat(r, starts)
-        self._sum_hold_ms[sets] += np.add.reduceat(batch.hold_time_ms[order], starts)
-        self._sum_entry_dd_ms[sets] += np.add.reduceat(batch.drawdown_time_ms[order], starts)
-
-        milestone_columns = self._milestone_counters(
+        result = np.ascontiguousarray(batch.result_steps, dtype=np.float64)
+        pnl = np.ascontiguousarray(batch.pnl_fraction, dtype=np.float64)
+        (
+            sets,
             before,
-            wins_before,
-            losses_before,
-            gross_win_before,
-            gross_loss_before,
-            lengths,
-            starts,
-            win_i,
-            loss_i,
-            gw,
-            gl,
+            after,
+            wins_at,
+            losses_at,
+            gross_win_at,
+            gross_loss_at,
+            ring_row,
+            ring_slot,
+            ring_src,
+            group_bounds,
+            group_chunk,
+        ) = _fold_kernel(
+            order,
+            set_index,
+            closed_ms,
+            result,
+            pnl,
+            np.ascontiguousarray(batch.hold_time_ms, dtype=np.int64),
+            np.ascontiguousarray(batch.drawdown_time_ms, dtype=np.int64),
+            self._count,
+            self._wins,
+            self._losses,
+            self._gross_win,
+            self._gross_loss,
+            self._sum_result,
+            self._sum_hold_ms,
+            self._sum_entry_dd_ms,
+            self._equity,
+            self._peak,
+            self._max_dd,
+            self._since,
+            self._max_dd_time,
+            self._last_closed,
+            self._milestone_array,
+            self._window,
+            self._chunk,
         )
-
-        self._fold_equity(sets, starts, ends, segment, p, t)
-
-        # Ring: only each set's newest ``window`` entries of this batch can survive, so writing
-        # just those keeps the scatter free of duplicate slots.
-        keep = rank >= (lengths - self._window)[segment]
-        position = before[segment] + rank
-        rows = s[keep]
-        slots = position[keep] % self._window
-        kept_r = r[keep]
-        kept_p = p[keep]
-        kept_t = t[keep]
-        for chunk, pick in self._chunk_groups(rows):  # ``rows`` is sorted: slices of one chunk each
-            local = rows[pick] - chunk * self._chunk
-            at = slots[pick]
-            self._ring_result[chunk][local, at] = kept_r[pick]
-            self._ring_pnl[chunk][local, at] = kept_p[pick]
-            self._ring_closed[chunk][local, at] = kept_t[pick]
+        bounds = group_bounds.tolist()
+        for group, chunk in enumerate(group_chunk.tolist()):
+            _ring_write(
+                self._ring_result[chunk],
+                self._ring_pnl[chunk],
+                self._ring_closed[chunk],
+                ring_row,
+                ring_slot,
+                ring_src,
+                result,
+                pnl,
+                closed_ms,
+                chunk * self._chunk,
+                bounds[group],
+                bounds[group + 1],
+            )
 
         return FoldResult(
             sets=sets,
             count_before=before,
-            count_after=before + lengths,
+            count_after=after,
             milestones=self._milestones,
-            wins_at=milestone_columns[0],
-            losses_at=milestone_columns[1],
-            gross_win_at=milestone_columns[2],
-            gross_loss_at=milestone_columns[3],
+            wins_at=wins_at,
+            losses_at=losses_at,
+            gross_win_at=gross_win_at,
+            gross_loss_at=gross_loss_at,
         )
-
-    def _milestone_counters(
-        self,
-        before: I8,
-        wins_before: I8,
-        losses_before: I8,
-        gross_win_before: F8,
-        gross_loss_before: F8,
-        lengths: I8,
-        starts: I8,
-        win_i: I8,
-        loss_i: I8,
-        gw: F8,
-        gl: F8,
-    ) -> tuple[I8, I8, F8, F8]:
-        """Counters at each milestone crossed inside this batch, from prefix sums over the batch."""
-        k = before.shape[0]
-        m = len(self._milestones)
-        wins_at = np.full((k, m), -1, dtype=np.int64)
-        losses_at = np.full((k, m), -1, dtype=np.int64)
-        gross_win_at = np.full((k, m), np.nan)
-        gross_loss_at = np.full((k, m), np.nan)
-        cum_win = np.cumsum(win_i)
-        cum_loss = np.cumsum(loss_i)
-        cum_gw = np.cumsum(gw)
-        cum_gl = np.cumsum(gl)
-        for column, milestone in enumerate(self._milestones):  # a few milestones, not entries
-            crossed = np.flatnonzero((before < milestone) & (before + lengths >= milestone))
-            if crossed.size == 0:
-                continue
-            first = starts[crossed]
-            at = first + (milestone - before[crossed] - 1)
-            wins_at[crossed, column] = wins_before[crossed] + cum_win[at] - cum_win[first] + win_i[first]
-            losses_at[crossed, column] = (
-                losses_before[crossed] + cum_loss[at] - cum_loss[first] + loss_i[first]
-            )
-            gross_win_at[crossed, column] = gross_win_before[crossed] + (
-                cum_gw[at] - cum_gw[first] + gw[first]
-            )
-            gross_loss_at[crossed, column] = gross_loss_before[crossed] + (
-                cum_gl[at] - cum_gl[first] + gl[first]
-            )
-        return wins_at, losses_at, gross_win_at, gross_loss_at
-
-    def _fold_equity(self, sets: I8, starts: I8, ends: I8, segment: I8, pnl: F8, closed_ms: I8) -> None:
-        """Equity path, peak, max drawdown and drawdown time (D12) for the sorted batch."""
-        n = pnl.shape[0]
-        cumulative = np.cumsum(pnl)
-        base = cumulative[starts] - pnl[starts]
-        equity = self._equity[sets][segment] + (cumulative - base[segment])
-
-        # Segmented running maximum, exactly: rank the values, offset each segment's ranks above
-        # every earlier segment's, take one running maximum and map the ranks back to values.
-        by_value = np.argsort(equity, kind="stable")
-        ranks = np.empty(n, dtype=np.int64)
-        ranks[by_value] = np.arange(n, dtype=np.int64)
-        offset = segment * n
-        running = np.maximum.accumulate(ranks + offset) - offset
-        peak = np.maximum(self._peak[sets][segment], equity[by_value][running])
-
-        with np.errstate(divide="ignore", invalid="ignore"):
-            drawdown = np.where(equity < peak, (peak - equity) / peak, 0.0)
-        prior_since = self._since[sets]
-        under, since, duration = _underwater_spells(equity, peak, closed_ms, prior_since, segment, starts)
-
-        self._max_dd[sets] = np.maximum(self._max_dd[sets], np.maximum.reduceat(drawdown, starts))
-        self._max_dd_time[sets] = np.maximum(self._max_dd_time[sets], np.maximum.reduceat(duration, starts))
-        self._equity[sets] = equity[ends]
-        self._peak[sets] = peak[ends]
-        self._since[sets] = np.where(under[ends], since[ends], NOT_UNDERWATER)
-        self._last_closed[sets] = closed_ms[ends]
 
     # ------------------------------------------------------------------ reading
 
@@ -652,6 +808,12 @@ class SetStats:
             drawdown_time_ms=self._max_dd_time[sets],
         )
 
+    def closes_and_wins(self, sets: I8) -> tuple[I8, I8]:
+        """All-time close counts and wins of ``sets``: the two columns of :meth:`total_measures`
+        that the phase-2 gate reads, without gathering the other seven for thousands of rows."""
+        sets = np.asarray(sets, dtype=np.int64)
+        return self._count[sets], self._wins[sets]
+
     def current_drawdown_time_ms(self, sets: I8, now_ms: int) -> I8:
         """How long each set has been below its previous peak as of ``now_ms`` (0 at its peak).
 
@@ -676,3 +838,14 @@ class SetStats:
             "max_drawdown": self._max_dd[sets],
             "drawdown_time_s": self._max_dd_time[sets] / 1000.0,
         }
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) the fold kernels now, so the first closing tick does
+    not pay it; :func:`cts_desktop.engine.pseudo.book.warm_up` calls this. The arrays have the
+    dtypes and layouts of the live ones (the rings are transposed views), so the live calls hit
+    the same compiled versions."""
+    stats = SetStats(4, window=2, milestones=(1,), chunk_size=2)  # two chunks, each truly 2-D
+    i8 = np.array([3, 0, 3, 1], dtype=np.int64)
+    f8 = np.array([1.0, -1.0, 0.5, 0.0])
+    stats.apply(ClosedBatch(i8, i8, i8, f8, f8, f8, f8 / 100, f8, np.ones(4, dtype=np.int8), i8, i8))

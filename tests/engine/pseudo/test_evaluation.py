@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cts_desktop.engine.pseudo.evaluation import (
     EvaluationThresholds,
@@ -15,8 +18,8 @@ from cts_desktop.engine.pseudo.evaluation import (
     SetStatus,
     StatusTransition,
 )
-from cts_desktop.engine.pseudo.stats import SetStats
-from tests.engine.pseudo.test_stats import closed, one_set
+from cts_desktop.engine.pseudo.stats import BOOL, F8, SetStats, above, at_least, below
+from tests.engine.pseudo.test_stats import closed, one_set, reference_window
 
 WIN, LOSS = 2.0, -1.0  # payoff 2.0: only the win rate decides unless a test says otherwise
 
@@ -303,6 +306,118 @@ def test_one_batch_evaluates_every_touched_set() -> None:
     ]
     assert book.evaluator.may_open(np.arange(4)).tolist() == [False, True, True, True]
     assert book.evaluator.promotable(np.arange(4)).tolist() == [False, True, True, False]
+
+
+def _passes(check: Callable[[F8, float], BOOL], value: float, threshold: float) -> bool:
+    return bool(check(np.array([value]), threshold)[0])
+
+
+class ReferenceEvaluator:
+    """§2.5/D10 as prose, one set at a time, from each set's full list of results."""
+
+    def __init__(self, n_sets: int, th: EvaluationThresholds) -> None:
+        self.th = th
+        self.status = [SetStatus.EVALUATING] * n_sets
+        self.history: list[list[tuple[float, float, int]]] = [[] for _ in range(n_sets)]
+
+    def may_open(self, s: int) -> bool:
+        results = [r for r, _, _ in self.history[s]]
+        gated = (
+            self.status[s] is SetStatus.EVALUATING
+            and len(results) >= self.th.phase1_closes
+            and not _passes(at_least, sum(r > 0 for r in results) / len(results), self.th.min_win_rate)
+        )
+        return self.status[s] is not SetStatus.FAILED and not gated
+
+    def feed(
+        self, batch: list[tuple[int, float, float, int]]
+    ) -> list[tuple[int, SetStatus, SetStatus, Rule]]:
+        th = self.th
+        touched = sorted({s for s, _, _, _ in batch})
+        before = {s: len(self.history[s]) for s in touched}
+        for s, result, pnl, at_ms in sorted(batch, key=lambda e: (e[0], e[3])):  # stable: ties keep order
+            self.history[s].append((result, pnl, at_ms))
+        old = {s: self.status[s] for s in touched}
+        phase1, phase2, rolling = [], [], []
+        for s in touched:
+            results = [r for r, _, _ in self.history[s]]
+            if self.status[s] is SetStatus.EVALUATING and before[s] < th.phase1_closes <= len(results):
+                first = results[: th.phase1_closes]
+                if _passes(below, sum(r > 0 for r in first) / len(first), th.min_win_rate):
+                    self.status[s] = SetStatus.FAILED
+                    phase1.append((s, SetStatus.EVALUATING, SetStatus.FAILED, Rule.PHASE1_WIN_RATE))
+            if self.status[s] is SetStatus.EVALUATING and before[s] < th.phase2_closes <= len(results):
+                first = results[: th.phase2_closes]
+                wins = [r for r in first if r > 0]
+                losses = [-r for r in first if r < 0]
+                if wins and losses:
+                    payoff = (sum(wins) / len(wins)) / (sum(losses) / len(losses))
+                else:
+                    payoff = math.inf if wins else 0.0
+                activate = _passes(at_least, len(wins) / len(first), th.activate_win_rate) and _passes(
+                    at_least, payoff, th.activate_payoff
+                )
+                self.status[s] = SetStatus.ACTIVE if activate else SetStatus.PAUSED
+                rule = Rule.PHASE2_ACTIVATE if activate else Rule.PHASE2_PAUSE
+                phase2.append((s, SetStatus.EVALUATING, self.status[s], rule))
+            production = self.status[s] is SetStatus.ACTIVE and len(results) > th.phase2_closes
+            resumable = old[s] is SetStatus.PAUSED and self.status[s] is SetStatus.PAUSED
+            if production or resumable:
+                window = reference_window(self.history[s], th.rolling_window)
+                win_rate = window["wins"] / window["results"]
+                would_pause = _passes(below, win_rate, th.pause_win_rate) or _passes(
+                    above, window["max_dd"], th.pause_max_drawdown
+                )
+                if production and would_pause:
+                    self.status[s] = SetStatus.PAUSED
+                    rolling.append((s, SetStatus.ACTIVE, SetStatus.PAUSED, Rule.PRODUCTION_PAUSE))
+                elif resumable and _passes(at_least, win_rate, th.resume_win_rate) and not would_pause:
+                    self.status[s] = SetStatus.ACTIVE
+                    rolling.append((s, SetStatus.PAUSED, SetStatus.ACTIVE, Rule.RESUME))
+        return phase1 + phase2 + rolling
+
+
+# Few sets and long batches, so one batch can carry a set across both milestones; results and pnl
+# (drawn apart, pnl in 1/32 so every sum is exact) are large enough for the rolling drawdown rule
+# to matter both alone and together with the win rate.
+SMALL = EvaluationThresholds(phase1_closes=3, phase2_closes=8, rolling_window=6)
+N_EVALUATED = 4
+evaluation_entry = st.tuples(
+    st.integers(0, N_EVALUATED - 1),
+    st.sampled_from([-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0, 3.0]),
+    st.sampled_from([-8, -4, -1, 0, 1, 4]).map(lambda k: k / 32),
+    st.integers(0, 2),  # close time within the batch: ties
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(batches=st.lists(st.lists(evaluation_entry, min_size=0, max_size=30), min_size=1, max_size=12))
+def test_many_sets_over_many_batches_follow_the_rules_as_written(
+    batches: list[list[tuple[int, float, float, int]]],
+) -> None:
+    """The vectorised evaluator (which skips the rules no set is subject to) against the rules
+    applied set by set: transitions in order, statuses and the may-open gate after every batch."""
+    stats = SetStats(N_EVALUATED, window=6, milestones=(SMALL.phase1_closes, SMALL.phase2_closes))
+    evaluator = SetEvaluator(stats, SMALL)
+    reference = ReferenceEvaluator(N_EVALUATED, SMALL)
+    everyone = np.arange(N_EVALUATED)
+    for number, entries in enumerate(batches):
+        batch = [(s, r, pnl, number * 10 + t) for s, r, pnl, t in entries]
+        transitions = evaluator.evaluate(
+            stats.apply(
+                closed(
+                    [e[0] for e in batch],
+                    [e[1] for e in batch],
+                    pnl=[e[2] for e in batch],
+                    closed_ms=[e[3] for e in batch],
+                )
+            )
+        )
+        assert [(t.set_index, t.old, t.new, t.rule) for t in transitions] == reference.feed(batch)
+        assert evaluator.statuses(everyone) == reference.status
+        assert evaluator.may_open(everyone).tolist() == [reference.may_open(s) for s in range(N_EVALUATED)]
+        mixed = [3, 0, 3, 1]
+        assert evaluator.may_open(np.array(mixed)).tolist() == [reference.may_open(s) for s in mixed]
 
 
 def test_thresholds_are_parameters() -> None:

@@ -68,6 +68,8 @@ class RefSet:
     gross_loss: float = 0.0
     sum_result: float = 0.0
     hold_ms: int = 0
+    entry_dd_ms: int = 0
+    last_closed: int = -1
     equity: float = 1.0
     peak: float = 1.0
     max_dd: float = 0.0
@@ -76,7 +78,7 @@ class RefSet:
     history: list[tuple[float, float, int]] = field(default_factory=list)
     snapshots: dict[int, tuple[int, int, float, float]] = field(default_factory=dict)
 
-    def add(self, result: float, pnl: float, at_ms: int, hold_ms: int) -> None:
+    def add(self, result: float, pnl: float, at_ms: int, hold_ms: int, entry_dd_ms: int = 0) -> None:
         self.count += 1
         if result > 0:
             self.wins += 1
@@ -86,6 +88,8 @@ class RefSet:
             self.gross_loss += -result
         self.sum_result += result
         self.hold_ms += hold_ms
+        self.entry_dd_ms += entry_dd_ms
+        self.last_closed = at_ms
         self.equity += pnl
         self.peak = max(self.peak, self.equity)
         if self.equity < self.peak:
@@ -137,6 +141,7 @@ def reference_fold(batches: list[ClosedBatch], n_sets: int) -> list[RefSet]:
                 float(batch.pnl_fraction[i]),
                 int(batch.closed_ms[i]),
                 int(batch.hold_time_ms[i]),
+                int(batch.drawdown_time_ms[i]),
             )
     return sets
 
@@ -212,6 +217,96 @@ def test_vectorised_fold_equals_a_per_entry_loop(
             assert measures.sum_result_steps[s] == expected["sum"]
             assert measures.max_drawdown[s] == expected["max_dd"]
             assert measures.drawdown_time_ms[s] == expected["dd_time"]
+
+
+# Any finite results and pnl, not only exactly summable ones: the fold adds entry by entry in the
+# reference's order, so every column must still equal the loop bit for bit. Close times are drawn
+# from few values (ties, kept in batch order) and batches arrive unsorted.
+any_entry = st.tuples(
+    st.integers(0, 9),  # set: with chunk_size 1-4, a batch spans several ring chunks
+    st.one_of(st.just(0.0), st.floats(-50.0, 50.0, allow_nan=False, allow_subnormal=False)),
+    st.floats(-0.3, 0.3, allow_nan=False, allow_subnormal=False),
+    st.integers(0, 3),  # close time within the batch: many ties
+    st.integers(0, 10_000),  # the entry's own drawdown time
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    batches=st.lists(st.lists(any_entry, min_size=0, max_size=50), min_size=1, max_size=8),
+    window=st.integers(1, 6),
+    chunk_size=st.integers(1, 4),
+)
+def test_fold_equals_a_per_entry_loop_bit_for_bit_on_any_values(
+    batches: list[list[tuple[int, float, float, int, int]]], window: int, chunk_size: int
+) -> None:
+    milestones = (1, 4, 9)
+    stats = SetStats(window=window, milestones=milestones, chunk_size=chunk_size)
+    built: list[ClosedBatch] = []
+    for number, entries in enumerate(batches):
+        n = len(entries)
+        times = np.asarray([number * 10 + e[3] for e in entries], dtype=np.int64)
+        batch = ClosedBatch(
+            set_index=np.asarray([e[0] for e in entries], dtype=np.int64),
+            opened_ms=times - 5,
+            closed_ms=times,
+            entry_price=np.full(n, 100.0),
+            exit_price=np.full(n, 100.0),
+            result_steps=np.asarray([e[1] for e in entries], dtype=np.float64),
+            pnl_fraction=np.asarray([e[2] for e in entries], dtype=np.float64),
+            fees_fraction=np.zeros(n),
+            reason=np.ones(n, dtype=np.int8),
+            drawdown_time_ms=np.asarray([e[4] for e in entries], dtype=np.int64),
+            hold_time_ms=5 + np.arange(n, dtype=np.int64),
+        )
+        before = {s: r.count for s, r in enumerate(reference_fold(built, 10))}
+        built.append(batch)
+        reference = reference_fold(built, 10)
+        fold = stats.apply(batch)
+
+        touched = sorted({e[0] for e in entries})
+        assert fold.sets.tolist() == touched
+        assert fold.count_before.tolist() == [before[s] for s in touched]
+        assert fold.count_after.tolist() == [reference[s].count for s in touched]
+        for column, milestone in enumerate(milestones):
+            for row, s in enumerate(touched):
+                if before[s] < milestone <= reference[s].count:
+                    wins, losses, gross_win, gross_loss = reference[s].snapshots[milestone]
+                    assert fold.wins_at[row, column] == wins
+                    assert fold.losses_at[row, column] == losses
+                    assert fold.gross_win_at[row, column] == gross_win
+                    assert fold.gross_loss_at[row, column] == gross_loss
+                else:
+                    assert fold.wins_at[row, column] == -1 and fold.losses_at[row, column] == -1
+                    assert math.isnan(fold.gross_win_at[row, column])
+                    assert math.isnan(fold.gross_loss_at[row, column])
+
+    reference = reference_fold(built, 10)
+    n_sets = stats.n_sets
+    assert n_sets == (max((e[0] for entries in batches for e in entries), default=-1) + 1)
+    expected = reference[:n_sets]
+    assert stats.count.tolist() == [r.count for r in expected]
+    assert stats.wins.tolist() == [r.wins for r in expected]
+    assert stats.losses.tolist() == [r.losses for r in expected]
+    assert stats.gross_win.tolist() == [r.gross_win for r in expected]
+    assert stats.gross_loss.tolist() == [r.gross_loss for r in expected]
+    assert stats.sum_result_steps.tolist() == [r.sum_result for r in expected]
+    assert stats.sum_hold_time_ms.tolist() == [r.hold_ms for r in expected]
+    assert stats.sum_entry_drawdown_time_ms.tolist() == [r.entry_dd_ms for r in expected]
+    assert stats.equity.tolist() == [r.equity for r in expected]
+    assert stats.peak.tolist() == [r.peak for r in expected]
+    assert stats.max_drawdown.tolist() == [r.max_dd for r in expected]
+    assert stats.underwater_since_ms.tolist() == [r.since for r in expected]
+    assert stats.max_drawdown_time_ms.tolist() == [r.max_dd_time for r in expected]
+    assert stats.last_closed_ms.tolist() == [r.last_closed for r in expected]
+    # The rings hold each set's newest results, oldest first, across chunks and wrap-arounds.
+    result, pnl, closed_ms, valid = stats.recent(np.arange(n_sets, dtype=np.int64), window)
+    for s, ref in enumerate(expected):
+        newest = ref.history[-window:]
+        assert valid[s].tolist() == [False] * (window - len(newest)) + [True] * len(newest)
+        assert result[s][valid[s]].tolist() == [h[0] for h in newest]
+        assert pnl[s][valid[s]].tolist() == [h[1] for h in newest]
+        assert closed_ms[s][valid[s]].tolist() == [h[2] for h in newest]
 
 
 def test_the_three_measures_of_d5() -> None:
