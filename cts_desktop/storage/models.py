@@ -383,6 +383,27 @@ class PseudoEntry(Base):
     drawdown_time_s: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
+class AccountMark(Base):
+    """The reference values the risk limits measure from, per connection and trading mode.
+
+    ``day_start_equity`` is the account's value at the first look after 00:00 UTC of ``day``, and
+    ``peak_equity`` the highest value seen; both must survive a restart, or restarting the app
+    during a bad day would silently reset the daily loss limit and the drawdown (D26).
+    """
+
+    __tablename__ = "account_marks"
+    __table_args__ = (one_of("mode", TRADING_MODES),)
+
+    connection_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True
+    )
+    mode: Mapped[str] = mapped_column(String(8), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), nullable=False)  # YYYY-MM-DD (UTC)
+    day_start_equity: Mapped[float] = mapped_column(Float, nullable=False)
+    peak_equity: Mapped[float] = mapped_column(Float, nullable=False)
+    updated_at: Mapped[datetime] = _updated_at()
+
+
 class RealPosition(Base):
     """A position the engine decided to hold (paper or live); outlives the set that spawned it."""
 

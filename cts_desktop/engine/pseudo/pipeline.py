@@ -10,7 +10,7 @@ statistics and the evaluator all work on plain index arrays and nothing loops pe
 from __future__ import annotations
 
 import bisect
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,7 +131,13 @@ class PseudoPipeline:
         self.position_cost_pct = float(values["main.position_cost_pct"])
         self.max_age_hours = float(values["strategy.max_position_age_main_h"])
         self._indications: dict[str, IndicationEngine] = {}
+        self._decision_listeners: list[Callable[[TickOutcome], None]] = []
         self._offsets = {advanced: np.arange(len(g), dtype=np.int64) for advanced, g in _GRIDS.items()}
+
+    def on_decisions(self, listener: Callable[[TickOutcome], None]) -> None:
+        """Call ``listener`` with every tick outcome that carries promotion decisions: the order
+        loop follows Main without the engine's tick loop knowing it exists."""
+        self._decision_listeners.append(listener)
 
     @property
     def accepting_new(self) -> bool:
@@ -157,6 +163,9 @@ class PseudoPipeline:
             self._after_closes(closed, outcome)
         if signals:
             outcome.opened = self._open_all(symbol, signals, price, ts_ms)
+        if outcome.decisions:
+            for listener in self._decision_listeners:
+                listener(outcome)
         return outcome
 
     def _after_closes(self, closed: ClosedBatch, outcome: TickOutcome) -> None:
