@@ -18,7 +18,7 @@ from typing import Any
 from cts_desktop.domain.enums import Actor
 from cts_desktop.domain.market import ApiType, MarginMode, PositionMode
 from cts_desktop.engine.events import Event, EventBus
-from cts_desktop.exchanges.catalog import EXCHANGES
+from cts_desktop.exchanges.catalog import EXCHANGES, is_live_capable
 from cts_desktop.storage.repositories.audit import AuditRepository
 from cts_desktop.storage.repositories.connections import ConnectionRecord, ConnectionRepository
 from cts_desktop.storage.secrets import Credentials, SecretStore
@@ -30,7 +30,10 @@ VOLUME_FACTOR_MAX = 10.0
 VOLUME_FACTOR_STEP = 0.1
 FIRST_LIVE_VOLUME_FACTOR = 0.1  # product requirement: a first live switch starts at 0.1
 # The exchange catalogue is the one source of which venues exist and which are supported.
-SUPPORTED_EXCHANGES = tuple(spec.id for spec in EXCHANGES.values() if spec.supported)
+# The built-in simulated market is supported but not offered for new connections: its one
+# connection is predefined (see ``ensure_predefined``).
+SUPPORTED_EXCHANGES = tuple(spec.id for spec in EXCHANGES.values() if spec.supported and not spec.builtin)
+BUILTIN_EXCHANGES = {spec.id: spec.display_name for spec in EXCHANGES.values() if spec.builtin}
 UNSUPPORTED_EXCHANGES = {
     spec.id: f"{spec.display_name} is {spec.unsupported_reason or 'not supported yet'}"
     for spec in EXCHANGES.values()
@@ -65,7 +68,9 @@ EDITABLE_FIELDS = RESTART_FIELDS | {"name", "live_volume_factor", "preset_volume
 
 
 # Product requirement: Bybit X03 and BingX X01 exist from the first start (templates in the catalogue).
-PREDEFINED_EXCHANGES = ("bybit", "bingx")
+# The "Simulated market" connection joins them so that, with no account and no network, there is
+# still an engine that runs (paper only, on the seeded simulated market).
+PREDEFINED_EXCHANGES = ("bybit", "bingx", "simulated")
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +124,11 @@ def validate_volume_factor(label: str, value: float) -> float:
 
 def validate_exchange(exchange: str) -> str:
     exchange = exchange.strip().lower()
+    if exchange in BUILTIN_EXCHANGES:
+        raise ConnectionRuleError(
+            f"the {BUILTIN_EXCHANGES[exchange]} is built into cts-desktop: its one connection is created "
+            "on first start and cannot be added again or chosen for another connection"
+        )
     if exchange in UNSUPPORTED_EXCHANGES:
         raise ConnectionRuleError(UNSUPPORTED_EXCHANGES[exchange])
     if exchange not in SUPPORTED_EXCHANGES:
@@ -176,7 +186,8 @@ class ConnectionService:
         return record
 
     async def ensure_predefined(self) -> builtins.list[ConnectionRecord]:
-        """First start only (no connection exists yet): create Bybit X03 and BingX X01.
+        """First start only (no connection exists yet): create Bybit X03, BingX X01 and the
+        Simulated market.
 
         They are enabled and paper-only; a user who later deletes them does not get them back.
         """
@@ -320,6 +331,10 @@ class ConnectionService:
         before = await self.get(connection_id)
         values: dict[str, Any] = {"is_live_trade": enabled}
         if enabled:
+            if not is_live_capable(before.exchange):
+                raise ConnectionRuleError(
+                    f"{before.name} trades on the simulated market and is paper only: it can never go live"
+                )
             if not before.is_enabled:
                 raise ConnectionRuleError(f"enable the connection {before.name} before turning live trade on")
             if not before.settings.get("has_been_live"):
@@ -334,6 +349,11 @@ class ConnectionService:
     ) -> ConnectionRecord:
         """Store new credentials in the keyring; a running engine must restart to use them."""
         record = await self.get(connection_id)
+        spec = EXCHANGES.get(record.exchange)
+        if spec is not None and not spec.needs_credentials:
+            raise ConnectionRuleError(
+                f"{record.name} needs no API key: the {spec.display_name} has no account to sign in to"
+            )
         self._check_credentials(record.exchange, credentials)
         await self._secrets.asave(connection_id, credentials)
         if self._is_engine_running(connection_id):

@@ -4,6 +4,12 @@ One table instead of ``if exchange == ...`` scattered through the code: the conn
 lists the exchanges and greys out the unsupported ones with their reason, the ccxt venue reads
 the ccxt id and the testnet switch for the connection's API type, and the rate limiter and the
 predefined templates read DOMAIN §5 from here. Importing this module does not import ccxt.
+
+One entry is not an exchange: ``simulated``, the seeded simulated market built into the app. It
+is here so the connection rules apply to it like to any venue (it is marked paper-only and
+key-less, so the live switch and the credentials are refused for it by the same code that checks
+every other exchange), and so the application has a connection whose engine runs with no
+account and no network.
 """
 
 from __future__ import annotations
@@ -108,6 +114,16 @@ class ExchangeSpec:
     # The exchange's own parameter for looking an order up by our client order id; ccxt maps a
     # unified ``clientOrderId`` on create, but lookups need the venue's name.
     client_order_id_param: str | None = None
+    # False for a venue that can never trade real money (the built-in simulated market): the
+    # connection rules refuse its live switch, whatever else is configured.
+    live_capable: bool = True
+    # False when the venue works without an API key (the simulated market has no account).
+    needs_credentials: bool = True
+    # A market built into cts-desktop rather than an exchange reached through ccxt: its one
+    # connection is created on first start, it is not offered in the "add connection" dialog,
+    # and its data comes from the seeded simulated market, so it runs with no account and no
+    # network.
+    builtin: bool = False
 
     @property
     def supported_api_types(self) -> tuple[ApiType, ...]:
@@ -259,6 +275,21 @@ EXCHANGES: dict[str, ExchangeSpec] = {
         template=PredefinedTemplate("OKX", ApiType.PERPETUAL_FUTURES, 125, is_testnet=True),
         client_order_id_param="clOrdId",
     ),
+    "simulated": ExchangeSpec(
+        id="simulated",
+        display_name="Simulated market",
+        supported=True,
+        unsupported_reason=None,
+        # No ccxt variant: the venue is the seeded SimulatedExchange, wrapped by the paper venue.
+        api_types=MappingProxyType({}),
+        requires_passphrase=False,
+        max_leverage=100,
+        rate_limits=DEFAULT_RATE_LIMITS,
+        template=PredefinedTemplate("Simulated market", ApiType.SPOT, 100, is_testnet=False),
+        live_capable=False,
+        needs_credentials=False,
+        builtin=True,
+    ),
     "pionex": ExchangeSpec(
         id="pionex",
         display_name="Pionex",
@@ -301,7 +332,14 @@ def get_spec(exchange_id: str) -> ExchangeSpec:
 
 
 def supported_exchanges() -> list[ExchangeSpec]:
-    return [spec for spec in EXCHANGES.values() if spec.supported]
+    """The exchanges a user can connect to through ccxt (the built-in simulated market is not one)."""
+    return [spec for spec in EXCHANGES.values() if spec.supported and not spec.builtin]
+
+
+def is_live_capable(exchange_id: str) -> bool:
+    """False for the built-in simulated market and for anything not in the catalog."""
+    spec = EXCHANGES.get(exchange_id.strip().lower())
+    return spec is not None and spec.supported and spec.live_capable
 
 
 def rate_limits_for(exchange_id: str) -> RateLimits:

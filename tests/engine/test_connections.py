@@ -52,21 +52,44 @@ NO_KEYRING = keyring.backends.fail.Keyring()
 
 
 @pytest.mark.asyncio
-async def test_predefined_bybit_and_bingx_exist_from_the_first_start_only(database: Database) -> None:
+async def test_predefined_connections_exist_from_the_first_start_only(database: Database) -> None:
     service, _ = _service(database, NO_KEYRING)
     created = await service.ensure_predefined()
     assert [(c.name, c.exchange, c.api_type, c.is_testnet) for c in created] == [
         ("Bybit X03", "bybit", "unified", True),
         ("BingX X01", "bingx", "perpetual_futures", False),
+        ("Simulated market", "simulated", "spot", False),  # runs with no account and no network
     ]
     for record in created:
         assert record.is_enabled and record.is_predefined
         assert not record.is_live_trade and not record.is_preset_trade
         assert record.settings["pf_min_base_live"] == 0.6 and record.settings["trailing"] is True
-    assert {c.settings["max_leverage"] for c in created} == {125, 150}
+    assert [c.settings["max_leverage"] for c in created] == [125, 150, 100]
     await service.delete(created[0].id)
     assert await service.ensure_predefined() == []  # a deleted template does not come back
-    assert [c.name for c in await service.list()] == ["BingX X01"]
+    assert [c.name for c in await service.list()] == ["BingX X01", "Simulated market"]
+
+
+@pytest.mark.asyncio
+async def test_the_simulated_market_is_paper_only_needs_no_key_and_cannot_be_added_again(
+    database: Database,
+) -> None:
+    service, _ = _service(database, NO_KEYRING)
+    simulated = next(c for c in await service.ensure_predefined() if c.exchange == "simulated")
+    with pytest.raises(
+        ConnectionRuleError, match="Simulated market trades on the simulated market and is paper only"
+    ):
+        await service.set_live_trade(simulated.id, True)
+    assert not (await service.get(simulated.id)).is_live_trade
+    await service.set_live_trade(simulated.id, False)  # switching it off is always fine
+    with pytest.raises(ConnectionRuleError, match="needs no API key"):
+        await service.set_credentials(simulated.id, Credentials("KEY1234567", "SECRET1234567"))
+    with pytest.raises(ConnectionRuleError, match="built into cts-desktop"):
+        await service.create(ConnectionDraft(name="Another simulation", exchange="simulated"))
+    other = await service.create(ConnectionDraft(name="Bybit", exchange="bybit"))
+    with pytest.raises(ConnectionRuleError, match="built into cts-desktop"):
+        await service.update(other.id, {"exchange": "simulated"})
+    assert len(await service.list()) == 4
 
 
 @pytest.mark.asyncio

@@ -21,6 +21,7 @@ from cts_desktop.exchanges.catalog import (
     UnknownExchangeIdError,
     UnsupportedApiTypeError,
     get_spec,
+    is_live_capable,
     rate_limits_for,
     supported_exchanges,
 )
@@ -37,9 +38,23 @@ SUPPORTED = ["bybit", "bingx", "binance", "okx"]
 # The catalog itself.
 
 
-def test_catalog_lists_the_six_connector_exchanges() -> None:
-    assert set(EXCHANGES) == {"bybit", "bingx", "binance", "okx", "pionex", "orangex"}
-    assert [s.id for s in supported_exchanges()] == SUPPORTED
+def test_catalog_lists_the_six_connector_exchanges_and_the_built_in_simulated_market() -> None:
+    assert set(EXCHANGES) == {"bybit", "bingx", "binance", "okx", "pionex", "orangex", "simulated"}
+    assert [s.id for s in supported_exchanges()] == SUPPORTED  # what a user can connect through ccxt
+    assert [s.id for s in EXCHANGES.values() if s.builtin] == ["simulated"]
+
+
+def test_the_simulated_market_can_never_trade_live_and_needs_no_key() -> None:
+    simulated = get_spec("simulated")
+    assert simulated.supported and simulated.builtin
+    assert not simulated.live_capable and not simulated.needs_credentials
+    assert simulated.api_types == {} and not simulated.has_testnet  # no ccxt behind it
+    assert simulated.template is not None and simulated.template.name == "Simulated market"
+    assert [e for e, s in EXCHANGES.items() if not s.live_capable] == ["simulated"]
+    assert [e for e in EXCHANGES if is_live_capable(e)] == SUPPORTED  # unsupported ones cannot either
+    assert not is_live_capable("kraken")
+    with pytest.raises(NotSupportedError, match="does not offer the API type"):
+        CcxtExchange("simulated", api_type=ApiType.SPOT, redactor=Redactor(), session=FakeHttpSession())
 
 
 @pytest.mark.parametrize(
@@ -103,6 +118,7 @@ def test_passphrase_leverage_rate_limits_and_templates_follow_domain_section_5()
         "okx": 125,
         "pionex": 100,
         "orangex": 125,
+        "simulated": 100,
     }
     assert rate_limits_for("bybit") == RateLimits(10, 120, 5)
     assert rate_limits_for("bingx") == RateLimits(5, 100, 3)
@@ -120,6 +136,7 @@ def test_passphrase_leverage_rate_limits_and_templates_follow_domain_section_5()
         "orangex": ("OrangeX", ApiType.PERPETUAL_FUTURES, 125, False),
         "binance": ("Binance", ApiType.PERPETUAL_FUTURES, 125, True),
         "okx": ("OKX", ApiType.PERPETUAL_FUTURES, 125, True),
+        "simulated": ("Simulated market", ApiType.SPOT, 100, False),
     }
     for template in templates.values():
         assert template is not None
