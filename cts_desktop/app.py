@@ -13,6 +13,7 @@ import platform
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
@@ -22,7 +23,11 @@ from PySide6.QtCore import QTimer, qVersion
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from cts_desktop import __version__
+from cts_desktop.domain.engine import HealthStatus
+from cts_desktop.domain.enums import EngineState
 from cts_desktop.domain.market import StreamStatus
+from cts_desktop.engine.coordinator import snapshot_as_dict
+from cts_desktop.exchanges.catalog import EXCHANGES
 from cts_desktop.services import AppServices, build_services
 from cts_desktop.storage.database import HEAD_REVISION, DatabaseError
 from cts_desktop.ui.log_handler import QtLogHandler
@@ -48,9 +53,12 @@ REPORTED_PACKAGES = (
 )
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, weakref_slot=True)
 class GuiSession:
-    """A running window with its services; owns the one graceful-shutdown path."""
+    """A running window with its services; owns the one graceful-shutdown path.
+
+    Weak-referenceable because PySide6 may hold a connected bound method's ``self`` weakly.
+    """
 
     services: AppServices
     window: MainWindow
@@ -94,7 +102,7 @@ def open_window(services: AppServices) -> GuiSession:
         layout_file=services.paths.layout_file,
         bus=services.bus,
         mode=services.mode,
-        engine_state=services.engine_state,
+        engine_state=services.coordinator.global_state,
         database_location=info.path or info.url,
         log_handler=log_handler,
         market_bus=services.market.bus,
@@ -102,6 +110,7 @@ def open_window(services: AppServices) -> GuiSession:
         connections=services.connections,
         tester=services.tester,
         keyring=services.keyring,
+        coordinator=services.coordinator,
     )
     session = GuiSession(services, window)
     window.shutdown_requested.connect(session.request_shutdown)
@@ -111,28 +120,52 @@ def open_window(services: AppServices) -> GuiSession:
     return session
 
 
-def install_signal_handlers(session: GuiSession) -> QTimer:
-    """SIGINT/SIGTERM run the graceful shutdown; a second signal forces the exit.
+def install_signal_handlers(session: GuiSession) -> Callable[[], None]:
+    """SIGINT/SIGTERM run the graceful shutdown (the same path as closing the window); a second
+    signal forces the exit. Returns the function that removes the handlers.
 
-    Python only runs signal handlers when the interpreter gets control, which a Qt loop does not
-    give it while idle, hence the short no-op timer.
+    ``loop.add_signal_handler`` (the qasync loop is a selector loop on Unix) wakes the loop through
+    its self-pipe, so the handler runs on the loop even while Qt idles. Where it is unavailable
+    (Windows), Python's own handler is used, which only runs when the interpreter gets control:
+    a short no-op timer gives it that chance.
     """
     loop = asyncio.get_running_loop()
     received = 0
 
-    def on_signal(signum: int, _frame: object) -> None:
+    def on_signal(signum: int) -> None:
         nonlocal received
         received += 1
+        name = signal.Signals(signum).name
         if received > 1:
+            print(f"cts-desktop: second {name}: forcing the exit", file=sys.stderr, flush=True)
             os._exit(128 + signum)
-        loop.call_soon_threadsafe(session.window.close)
+        log.warning("%s received: shutting down gracefully (a second signal forces the exit)", name)
+        session.window.close()
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, on_signal)
-    ticker = QTimer()
-    ticker.timeout.connect(lambda: None)
-    ticker.start(200)
-    return ticker
+    signals = (signal.SIGINT, signal.SIGTERM)
+    try:
+        for sig in signals:
+            loop.add_signal_handler(sig, on_signal, int(sig))
+    except (NotImplementedError, RuntimeError, ValueError):
+        previous = {sig: signal.getsignal(sig) for sig in signals}
+        for sig in signals:
+            signal.signal(sig, lambda signum, _frame: loop.call_soon_threadsafe(on_signal, signum))
+        ticker = QTimer()
+        ticker.timeout.connect(lambda: None)
+        ticker.start(200)
+
+        def restore_python_handlers() -> None:
+            ticker.stop()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+        return restore_python_handlers
+
+    def remove_loop_handlers() -> None:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+
+    return remove_loop_handlers
 
 
 async def _gui_main(db_url: str | None) -> str | None:
@@ -142,10 +175,10 @@ async def _gui_main(db_url: str | None) -> str | None:
     except DatabaseError as exc:
         return str(exc)
     session = open_window(services)
+    remove_handlers = install_signal_handlers(session)
     await services.start()
-    ticker = install_signal_handlers(session)
     await session.stopped.wait()
-    ticker.stop()
+    remove_handlers()
     return None
 
 
@@ -200,7 +233,12 @@ async def _selftest_main(seconds: float, db_url: str | None) -> dict[str, Any]:
     services.logging.add(collector)
     session = open_window(services)
     await services.start()
+    engine_id = await _start_simulated_engine(services, report["warnings"])
     await asyncio.sleep(seconds)
+    engine_report = {
+        "global_state": services.coordinator.global_state.value,
+        "snapshots": [snapshot_as_dict(snapshot) for snapshot in services.coordinator.snapshots()],
+    }
     window = session.window
     info = services.database_info
     market = services.market
@@ -235,6 +273,7 @@ async def _selftest_main(seconds: float, db_url: str | None) -> dict[str, Any]:
         ],
         mode=services.mode.value.upper(),
         engine_state=services.engine_state.value,
+        engine=engine_report,
         home=str(services.paths.home),
     )
     report["warnings"].extend(services.startup_warnings)
@@ -247,21 +286,64 @@ async def _selftest_main(seconds: float, db_url: str | None) -> dict[str, Any]:
     missing = [title for title in DOCK_TITLES if title not in report["docks"]]
     if missing:
         errors.append(f"missing docks: {', '.join(missing)}")
+    if engine_id is not None:
+        errors.extend(_engine_problems(engine_report, engine_id, seconds))
     window.close()  # the same path as the user closing the window
     try:
         await asyncio.wait_for(session.stopped.wait(), SHUTDOWN_TIMEOUT_S + 5)
     except TimeoutError:
         errors.append("graceful shutdown did not finish in time")
     errors.extend(collector.messages)
+    still_up = [
+        s.name
+        for s in services.coordinator.snapshots()
+        if s.state not in (EngineState.IDLE, EngineState.STOPPED)
+    ]
     report["shutdown"] = {
         "graceful": session.stopped.is_set() and services.closed and not window.isVisible(),
         "seconds": round(session.shutdown_seconds or 0.0, 3),
         "layout_saved": services.paths.layout_file.exists(),
+        "engine_state": services.coordinator.global_state.value,
     }
     if not report["shutdown"]["graceful"]:
         errors.append("window or services still open after shutdown")
+    if still_up:
+        errors.append(f"engines not stopped after shutdown: {', '.join(still_up)}")
     report["uptime_seconds"] = round(time.perf_counter() - started, 3)
     return report
+
+
+async def _start_simulated_engine(services: AppServices, warnings: list[str]) -> str | None:
+    """Start the Simulated market connection's engine through the coordinator, as the user would;
+    its id, or None (with a warning) when the database has no such connection."""
+    for record in await services.connections.list():
+        spec = EXCHANGES.get(record.exchange)
+        if spec is not None and spec.builtin and record.is_enabled:
+            await services.coordinator.start(record.id)
+            return record.id
+    warnings.append("no enabled Simulated market connection: the trade engine was not exercised")
+    return None
+
+
+def _engine_problems(engine: dict[str, Any], connection_id: str, seconds: float) -> list[str]:
+    """What the self-test calls unhealthy in the Simulated market engine after ``seconds``."""
+    snapshot = next((s for s in engine["snapshots"] if s["connection_id"] == connection_id), None)
+    if snapshot is None:
+        return ["the coordinator reports no Simulated market engine"]
+    name = snapshot["name"]
+    if snapshot["state"] != EngineState.RUNNING.value:
+        return [f"engine {name} is {snapshot['state']}, not running: {snapshot['reason']}"]
+    problems = []
+    if snapshot["health"] == HealthStatus.UNHEALTHY.value:
+        problems.append(f"engine {name} is unhealthy")
+    components = {c["name"]: c for c in snapshot["components"]}
+    for component in ("market", "main", "orders"):
+        data = components.get(component)
+        if data is None or data["cycles"] == 0:
+            problems.append(f"engine {name}: the {component} component ran no cycle in {seconds:g} s")
+        elif data["status"] == HealthStatus.UNHEALTHY.value:
+            problems.append(f"engine {name}: the {component} component is unhealthy ({data['last_error']})")
+    return problems
 
 
 def run_selftest(*, seconds: float, db_url: str | None = None) -> tuple[dict[str, Any], int]:

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import logging
+import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cts_desktop import __version__
 
 if TYPE_CHECKING:
+    from cts_desktop.domain.engine import EngineSnapshot
+    from cts_desktop.engine.venues import ReplayFeed
     from cts_desktop.exchanges.candle_files import CandleArrays
+    from cts_desktop.services import AppServices
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,6 +46,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     selftest.add_argument("--seconds", type=float, default=3.0, help="how long to run (default 3)")
     selftest.add_argument("--json", action="store_true", help="print one JSON object")
+    run = commands.add_parser(
+        "run",
+        parents=[common],
+        help="run the trade engines of all enabled connections without a window (servers, crash tests)",
+    )
+    run.add_argument("--headless", action="store_true", help="run without a window (required)")
+    run.add_argument(
+        "--paper",
+        action="store_true",
+        help="run every engine in paper mode, even on connections switched to live "
+        "(paper is the default; live can never be switched on from the command line)",
+    )
+    run.add_argument(
+        "--replay",
+        type=Path,
+        action="append",
+        metavar="FILE",
+        help="take every engine's market data from this candle file (any supported format; repeat for "
+        "more symbols) instead of the exchanges",
+    )
+    run.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        metavar="N",
+        help="replay speed: market time per real time (default 1; 3600 = one hour a second; 0 = as fast as "
+        "possible, where the engines' timed loops see only the newest 10,000 ticks per symbol)",
+    )
+    run.add_argument(
+        "--seconds", type=float, default=None, metavar="N", help="stop gracefully after N seconds"
+    )
     indicators = commands.add_parser(
         "indicators",
         help="write RSI, MACD, Bollinger, PSAR, ADX and ATR per candle of a candle file to CSV",
@@ -110,6 +148,140 @@ def _run_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+HEADLESS_READY = "headless run: engines running"
+"""Logged once the engines were started (crash tests and service managers wait for it)."""
+
+
+def _run_headless(args: argparse.Namespace, db_url: str | None) -> int:
+    """``cts-desktop run --headless``: the same services and coordinator as the window, no Qt."""
+    if not args.headless:
+        print("cts-desktop: 'run' needs --headless (the window is 'cts-desktop gui')", file=sys.stderr)
+        return 2
+    if args.speed < 0 or (args.seconds is not None and args.seconds < 0):
+        print("cts-desktop: --speed and --seconds must not be negative", file=sys.stderr)
+        return 2
+    replay = None
+    if args.replay:
+        from cts_desktop.engine.venues import ReplayFeed
+        from cts_desktop.exchanges.candle_files import CandleFileError
+
+        try:
+            replay = ReplayFeed.from_files(args.replay, args.speed)
+        except (CandleFileError, ValueError) as exc:
+            print(f"cts-desktop: {exc}", file=sys.stderr)
+            return 2
+        except OSError as exc:
+            print(f"cts-desktop: cannot read {exc.filename}: {exc.strerror}", file=sys.stderr)
+            return 2
+    return asyncio.run(_headless_main(db_url, replay=replay, paper=args.paper, seconds=args.seconds))
+
+
+async def _headless_main(
+    db_url: str | None, *, replay: ReplayFeed | None, paper: bool, seconds: float | None
+) -> int:
+    from cts_desktop.domain.enums import Actor
+    from cts_desktop.logging_setup import LOG_FORMAT
+    from cts_desktop.services import build_services
+    from cts_desktop.storage.database import DatabaseError
+
+    try:
+        services = await build_services(
+            db_url=db_url, console_logging=False, replay=replay, force_paper=paper
+        )
+    except DatabaseError as exc:
+        print(f"cts-desktop could not start: {exc}", file=sys.stderr)
+        return 1
+    console = logging.StreamHandler(sys.stdout)
+    console.setFormatter(logging.Formatter(LOG_FORMAT))
+    services.logging.add(console)  # behind the redaction filter, like every handler
+    log = logging.getLogger("cts_desktop.headless")
+    stop = asyncio.Event()
+    remove_handlers = _install_stop_signals(stop, log)
+    coordinator = services.coordinator
+
+    async def start_engines() -> None:
+        await services.start()
+        if not stop.is_set():
+            await coordinator.start_all(actor=Actor.USER)
+        running = [
+            f"{s.name} ({s.mode.value})" for s in coordinator.snapshots() if s.state.value == "running"
+        ]
+        log.info("%s: %s", HEADLESS_READY, ", ".join(running) or "none")
+        if replay is not None:
+            log.info(
+                "market data: replay of %s at speed %s", ", ".join(replay.symbols), replay.speed or "max"
+            )
+
+    starter = asyncio.ensure_future(start_engines())
+    waiter = asyncio.ensure_future(stop.wait())
+    before: dict[str, EngineSnapshot] = {}
+    try:
+        done, _ = await asyncio.wait([starter, waiter], return_when=asyncio.FIRST_COMPLETED)
+        if starter in done and not stop.is_set():
+            starter.result()
+            if seconds is not None:
+                try:
+                    await asyncio.wait_for(stop.wait(), seconds)
+                except TimeoutError:
+                    log.info("ran for %g s: shutting down gracefully", seconds)
+            else:
+                await stop.wait()
+        before = {s.connection_id: s for s in coordinator.snapshots()}
+    finally:
+        waiter.cancel()
+        await services.aclose()
+        if not starter.done():
+            starter.cancel()
+        await asyncio.gather(starter, waiter, return_exceptions=True)
+        remove_handlers()
+    _print_summary(services, before)
+    return 0
+
+
+def _install_stop_signals(stop: asyncio.Event, log: logging.Logger) -> Callable[[], None]:
+    """SIGINT/SIGTERM set ``stop`` (graceful shutdown); a second one exits at once."""
+    loop = asyncio.get_running_loop()
+    received = 0
+
+    def on_signal(signum: int) -> None:
+        nonlocal received
+        received += 1
+        name = signal.Signals(signum).name
+        if received > 1:
+            print(f"cts-desktop: second {name}: forcing the exit", file=sys.stderr, flush=True)
+            os._exit(128 + signum)
+        log.warning("%s received: shutting down gracefully (a second signal forces the exit)", name)
+        stop.set()
+
+    signals = (signal.SIGINT, signal.SIGTERM)
+    try:
+        for sig in signals:
+            loop.add_signal_handler(sig, on_signal, int(sig))
+    except NotImplementedError:  # Windows: Python-level handlers, run between bytecodes
+        for sig in signals:
+            signal.signal(sig, lambda signum, _frame: loop.call_soon_threadsafe(on_signal, signum))
+        return lambda: None
+
+    def remove() -> None:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+
+    return remove
+
+
+def _print_summary(services: AppServices, before: dict[str, EngineSnapshot]) -> None:
+    """Per connection: its final state, and the cycles and health it had just before the stop."""
+    print("summary (state after shutdown; cycles and health before it):")
+    for after in services.coordinator.snapshots():
+        running = before.get(after.connection_id, after)
+        cycles = ", ".join(f"{c.name} {c.cycles}" for c in running.components) or "no cycles"
+        line = f"  {after.name} [{after.exchange}, {running.mode.value}]: {after.state.value}"
+        line += f"; health {running.health.value}; cycles: {cycles}"
+        if running.reason and running.state.value == "error":
+            line += f"; error: {running.reason}"
+        print(line, flush=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     db_url: str | None = getattr(args, "db", None)
@@ -118,6 +290,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run_indicators(args)
     if command == "sweep":
         return _run_sweep(args)
+    if command == "run":
+        return _run_headless(args, db_url)
     if command == "selftest":
         from cts_desktop.app import run_selftest
 

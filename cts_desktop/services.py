@@ -10,14 +10,19 @@ import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
+from cts_desktop.domain.engine import GoLiveChecklist
 from cts_desktop.domain.enums import EngineState, TradingMode
 from cts_desktop.engine.connection_test import ConnectionTester
 from cts_desktop.engine.connections import ConnectionService
+from cts_desktop.engine.coordinator import ChecklistProvider, Coordinator
 from cts_desktop.engine.events import EventBus
+from cts_desktop.engine.live_guard import build_checklist
 from cts_desktop.engine.market_bus import MarketBus
 from cts_desktop.engine.market_service import MarketService
 from cts_desktop.engine.settings_service import SettingsService
+from cts_desktop.engine.venues import ReplayFeed, VenueFactory, paper_account_id
 from cts_desktop.exchanges.factory import create_venue_for_connection
 from cts_desktop.exchanges.simulated import DEFAULT_SIMULATED_SYMBOLS, SimulatedExchange
 from cts_desktop.logging_setup import LoggingHandles, configure_logging
@@ -26,7 +31,9 @@ from cts_desktop.redaction import Redactor
 from cts_desktop.storage.database import Database, DatabaseInfo, resolve_database_url
 from cts_desktop.storage.log_sink import DatabaseLogHandler
 from cts_desktop.storage.repositories.audit import AuditRepository
-from cts_desktop.storage.repositories.connections import ConnectionRepository
+from cts_desktop.storage.repositories.connections import ConnectionRecord, ConnectionRepository
+from cts_desktop.storage.repositories.engine_state import EngineStateRepository
+from cts_desktop.storage.repositories.paper import PaperRepository
 from cts_desktop.storage.repositories.settings import SettingsRepository
 from cts_desktop.storage.repositories.system_log import SystemLogRepository
 from cts_desktop.storage.secrets import KeyringStatus, SecretStore
@@ -52,21 +59,34 @@ class AppServices:
     market: MarketService
     connections: ConnectionService
     tester: ConnectionTester
+    coordinator: Coordinator
     mode: TradingMode = TradingMode.PAPER
-    engine_state: EngineState = EngineState.IDLE
     startup_warnings: list[str] = field(default_factory=list)
     closed: bool = False
 
+    @property
+    def engine_state(self) -> EngineState:
+        """The global engine state (the status bar's), owned by the coordinator."""
+        return self.coordinator.global_state
+
     async def start(self) -> None:
-        """Start the background parts (the market stream); the window may already be showing."""
+        """Start the background parts (the market stream), then restore the engines: states left
+        running by a crash become stopped, and with ``engine.auto_start`` the enabled connections
+        start. The window may already be showing."""
         await self.market.start()
+        await self.coordinator.restore()
 
     async def aclose(self) -> None:
-        """Graceful shutdown: stop streams, flush pending writes, close the database. Safe twice."""
+        """Graceful shutdown: engines first (they use the market, the venues and the database),
+        then the stream, pending log writes and the database. Safe twice."""
         if self.closed:
             return
         self.closed = True
         log.info("shutting down")
+        try:
+            await self.coordinator.shutdown()
+        except Exception:
+            log.exception("the engines did not stop cleanly")
         try:
             await self.market.stop()
             await self.market.venue.close()
@@ -83,8 +103,14 @@ async def build_services(
     env: Mapping[str, str] | None = None,
     console_logging: bool = True,
     log_level: int = logging.INFO,
+    replay: ReplayFeed | None = None,
+    force_paper: bool = False,
 ) -> AppServices:
-    """Open storage, settings and secrets; raise ``DatabaseError`` with a clear message on a bad database."""
+    """Open storage, settings and secrets; raise ``DatabaseError`` with a clear message on a bad database.
+
+    ``replay`` makes every engine's market data come from those candle files (headless runs and
+    crash tests); ``force_paper`` runs every engine in paper mode whatever its connection says.
+    """
     environ = os.environ if env is None else env
     paths = resolve_paths(environ).ensure()
     redactor = Redactor()
@@ -120,6 +146,26 @@ async def build_services(
     tester = ConnectionTester(
         connections, lambda record, creds: create_venue_for_connection(record, creds, redactor)
     )
+    venues = VenueFactory(
+        database=database,
+        redactor=redactor,
+        credentials=connections.credentials,
+        simulated=simulated,
+        replay=replay,
+    )
+    coordinator = Coordinator(
+        connections=connections,
+        settings=settings,
+        states=EngineStateRepository(database),
+        audit=audit,
+        bus=bus,
+        market_bus=market.bus,
+        venue_factory=venues,
+        checklist=_live_guard_checklist(database, settings),
+        force_paper=force_paper,
+        database=database,
+        redactor=redactor,
+    )
     return AppServices(
         paths=paths,
         redactor=redactor,
@@ -135,5 +181,25 @@ async def build_services(
         market=market,
         connections=connections,
         tester=tester,
+        coordinator=coordinator,
         startup_warnings=warnings,
     )
+
+
+def _live_guard_checklist(database: Database, settings: SettingsService) -> ChecklistProvider:
+    """The go-live checklist of the live guard, fed with the connection's paper record (its first
+    paper fill and the number of fills on its persisted paper account)."""
+
+    async def checklist(record: ConnectionRecord, ticked: frozenset[str]) -> GoLiveChecklist:
+        fills = await PaperRepository(database).list_fills(paper_account_id(record.id))
+        first = min((fill.ts_ms for fill in fills), default=None)
+        return build_checklist(
+            record,
+            settings.values(),
+            first_paper_trade_at=None if first is None else datetime.fromtimestamp(first / 1000, tz=UTC),
+            paper_trade_count=len(fills),
+            now=datetime.now(UTC),
+            ticks=ticked,
+        )
+
+    return checklist

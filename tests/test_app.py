@@ -42,8 +42,19 @@ def test_selftest_reports_a_healthy_application(tmp_path: Path) -> None:
     assert market["source"] == "simulated" and len(market["symbols"]) == 5
     assert all(count > 0 for count in market["ticks"].values()), market
     assert set(market["status"].values()) == {"live"}
-    assert sorted(c["name"] for c in report["connections"]) == ["BingX X01", "Bybit X03"]
+    assert sorted(c["name"] for c in report["connections"]) == ["BingX X01", "Bybit X03", "Simulated market"]
     assert not any(c["live"] for c in report["connections"])
+    # The Simulated market engine ran through the coordinator, and the shutdown stopped it.
+    engine = report["engine"]
+    assert engine["global_state"] == "running" and report["shutdown"]["engine_state"] == "stopped"
+    states = {s["name"]: s["state"] for s in engine["snapshots"]}
+    assert states == {"BingX X01": "idle", "Bybit X03": "idle", "Simulated market": "running"}
+    (simulated,) = [s for s in engine["snapshots"] if s["name"] == "Simulated market"]
+    assert simulated["mode"] == "paper" and simulated["health"] == "healthy"
+    components = {c["name"]: c for c in simulated["components"]}
+    assert list(components) == ["market", "main", "preset", "orders", "health"]
+    assert all(c["cycles"] > 0 and c["errors"] == 0 for c in components.values()), components
+    assert components["main"]["interval_ms"] == 100 and components["orders"]["interval_ms"] == 50
 
 
 def test_selftest_with_db_option_and_redacted_credentials(tmp_path: Path) -> None:
@@ -85,3 +96,33 @@ async def test_closing_the_window_runs_the_graceful_shutdown(cts_home: Path) -> 
     assert services.closed
     assert not session.window.isVisible()
     assert services.paths.layout_file.exists()
+
+
+def test_sigterm_closes_the_window_through_the_graceful_shutdown(tmp_path: Path) -> None:
+    import selectors
+    import signal
+    import time
+
+    env = dict(os.environ, CTS_DESKTOP_HOME=str(tmp_path / "home"), QT_QPA_PLATFORM="offscreen")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cts_desktop", "gui"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert process.stderr is not None
+    seen: list[str] = []
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stderr, selectors.EVENT_READ)
+        deadline = time.monotonic() + 60
+        while not any("market stream started" in line for line in seen):
+            assert time.monotonic() < deadline and process.poll() is None, "".join(seen)
+            if selector.select(timeout=1):
+                seen.append(process.stderr.readline())
+    process.send_signal(signal.SIGTERM)
+    _, rest = process.communicate(timeout=60)
+    log = "".join(seen) + (rest or "")
+    assert process.returncode == 0, log
+    assert "SIGTERM received: shutting down gracefully" in log
+    assert "all engines stopped" in log and (tmp_path / "home" / "layout.ini").exists()

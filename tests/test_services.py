@@ -95,3 +95,58 @@ async def test_a_stored_secret_appears_in_no_log_line_exception_text_or_database
         sqlite3.connect(services.paths.database_file).execute("select message from system_log").fetchall()
     )
     assert any("with key ***" in message for (message,) in messages)
+
+
+@pytest.mark.asyncio
+async def test_services_own_the_coordinator_and_shut_the_engines_down_first(cts_home: Path) -> None:
+    from cts_desktop.domain.enums import EngineState
+    from cts_desktop.storage.database import Database
+    from cts_desktop.storage.repositories.audit import AuditRepository
+    from cts_desktop.storage.repositories.engine_state import EngineStateRepository
+
+    services = await build_services(console_logging=False)
+    await services.start()
+    coordinator = services.coordinator
+    assert [s.name for s in coordinator.snapshots()] == ["BingX X01", "Bybit X03", "Simulated market"]
+    (simulated,) = [s for s in coordinator.snapshots() if s.exchange == "simulated"]
+    await coordinator.start(simulated.connection_id)
+    assert services.engine_state is EngineState.RUNNING  # the status bar's state is the coordinator's
+    engine = coordinator.engine(simulated.connection_id)
+    assert engine is not None
+    await services.aclose()
+    assert not engine.running and coordinator.closed
+    # The services closed their database: reopen the file to read what the shutdown left behind.
+    database = await Database.open(f"sqlite+aiosqlite:///{services.paths.database_file}")
+    try:
+        row = await EngineStateRepository(database).get(simulated.connection_id)
+        assert row is not None and (row.state, row.reason) == (EngineState.STOPPED, "application shutdown")
+        entries = [e for e in await AuditRepository(database).recent(50) if e.entity_type == "engine"]
+        assert (entries[0].actor, entries[0].action) == ("shutdown", "engine.stopped")
+        global_row = await EngineStateRepository(database).get(None)
+        assert global_row is not None and global_row.state is EngineState.STOPPED
+    finally:
+        await database.close()
+
+
+@pytest.mark.asyncio
+async def test_the_go_live_checklist_is_the_live_guards_fed_with_the_paper_record(cts_home: Path) -> None:
+    from datetime import UTC, datetime
+
+    from cts_desktop.engine.live_guard import build_checklist
+
+    services = await build_services(console_logging=False)
+    try:
+        await services.start()
+        (bybit,) = [r for r in await services.connections.list() if r.exchange == "bybit"]
+        checklist = await services.coordinator.go_live_checklist(bybit.id)
+        expected = build_checklist(
+            bybit,
+            services.settings.values(),
+            first_paper_trade_at=None,
+            paper_trade_count=0,
+            now=datetime.now(UTC),
+        )
+        assert [item.key for item in checklist.items] == [item.key for item in expected.items]
+        assert not checklist.ready  # no paper trade yet, nothing ticked
+    finally:
+        await services.aclose()
