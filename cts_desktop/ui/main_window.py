@@ -15,21 +15,29 @@ from pathlib import Path
 from typing import Final
 
 import pyqtgraph as pg
+import shiboken6
 from PySide6.QtCore import QByteArray, QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QTabWidget, QWidget
+from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QTabWidget, QToolBar, QWidget
 
 from cts_desktop.domain.enums import EngineState, TradingMode
 from cts_desktop.engine.connection_test import ConnectionTester
 from cts_desktop.engine.connections import ConnectionService
-from cts_desktop.engine.events import EngineStateChanged, EventBus
+from cts_desktop.engine.events import CircuitBreakerTripped, EngineStateChanged, EventBus, OrderRefused
 from cts_desktop.engine.market_bus import MarketBus
 from cts_desktop.storage.secrets import KeyringStatus
+from cts_desktop.ui.banner import Banner
 from cts_desktop.ui.bridge import EventBridge
+from cts_desktop.ui.dialogs.go_live_dialog import GoLiveDialog, balance_reader_from_tester
+from cts_desktop.ui.dialogs.reconcile_dialog import ReconcileDialog
+from cts_desktop.ui.engine_facade import EngineFacade
 from cts_desktop.ui.log_handler import QtLogHandler
 from cts_desktop.ui.panels.connections_panel import ConnectionsPanel
+from cts_desktop.ui.panels.engine_panel import EnginePanel
 from cts_desktop.ui.panels.logs_panel import LogsPanel
 from cts_desktop.ui.panels.market_panel import MarketPanel
+from cts_desktop.ui.panels.orders_panel import OrdersPanel
+from cts_desktop.ui.panels.positions_panel import PositionsPanel
 from cts_desktop.ui.panels.table_panel import TablePanel
 from cts_desktop.ui.theme import MODE_STYLES
 
@@ -78,6 +86,7 @@ _TABLES: Final[dict[str, tuple[tuple[str, ...], str]]] = {
     ),
 }
 _URL_PASSWORD = re.compile(r"(://[^/@:]*:)[^/@]*@")
+REFUSAL_MESSAGE_MS: Final = 15_000  # long enough to read a rule and its numbers
 
 
 def redact_location(location: str) -> str:
@@ -88,12 +97,18 @@ def redact_location(location: str) -> str:
 class MainWindow(QMainWindow):
     """Docks, menus, saved layout and status bar; see the module docstring for the close protocol.
 
-    The Market dock shows ``market_bus`` (the symbols of ``market_source``) and the Connections
-    dock manages ``connections`` (tested with ``tester``, secrets gated by ``keyring``); each
-    keeps its placeholder table when its service is not given (tests, partial start-ups).
+    The Market dock shows ``market_bus`` (the symbols of ``market_source``), the Connections
+    dock manages ``connections`` (tested with ``tester``, secrets gated by ``keyring``), and the
+    Engine, Positions and Orders docks and the Engine menu drive ``coordinator``; each keeps its
+    placeholder table when its service is not given (tests, partial start-ups).
+
+    ``go_live_confirmed(GoLiveDecision)``: the user completed the go-live checklist and typed the
+    exchange's name. The window switches nothing itself; the composition root verifies the
+    decision and flips the connection to live.
     """
 
     shutdown_requested = Signal()
+    go_live_confirmed = Signal(object)
 
     def __init__(
         self,
@@ -109,10 +124,17 @@ class MainWindow(QMainWindow):
         connections: ConnectionService | None = None,
         tester: ConnectionTester | None = None,
         keyring: KeyringStatus | None = None,
+        coordinator: EngineFacade | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
         self.setObjectName("main_window")
+        self.coordinator = coordinator
+        self.engine_panel: EnginePanel | None = None
+        self.positions_panel: PositionsPanel | None = None
+        self.orders_panel: OrdersPanel | None = None
+        self.reconcile_dialog: ReconcileDialog | None = None
+        self.go_live_dialog: GoLiveDialog | None = None
         self._market_bus = market_bus
         self._market_source = market_source
         self._connections = connections
@@ -143,6 +165,7 @@ class MainWindow(QMainWindow):
         self.logs_panel = LogsPanel(parent=self)
         self.logs_panel.attach(log_handler)
         self._create_docks()
+        self._create_banner()
         self._create_menus()
         self._create_status_bar(database_location)
         self.set_mode(mode)
@@ -184,10 +207,36 @@ class MainWindow(QMainWindow):
                 self._connections, self._bridge, tester=self._tester, keyring=self._keyring, parent=self
             )
             return self.connections_panel
+        if self.coordinator is not None:
+            if title == "Engine":
+                self.engine_panel = EnginePanel(self.coordinator, self._bridge, self)
+                return self.engine_panel
+            if title == "Positions":
+                self.positions_panel = PositionsPanel(self.coordinator, self._bridge, self)
+                return self.positions_panel
+            if title == "Orders":
+                self.orders_panel = OrdersPanel(self.coordinator, self._bridge, self)
+                return self.orders_panel
         columns, placeholder = _TABLES[title]
         panel = TablePanel(columns, placeholder, self)
         panel.setObjectName(f"panel_{title.lower()}")
         return panel
+
+    def _create_banner(self) -> None:
+        """Alerts strip above the docks; a toolbar, so it takes no room while empty and hidden."""
+        self.banner = Banner(self)
+        self._banner_bar = QToolBar("Alerts", self)
+        self._banner_bar.setObjectName("toolbar_alerts")  # saveState() keys toolbars by objectName
+        self._banner_bar.setMovable(False)
+        self._banner_bar.setFloatable(False)
+        self._banner_bar.toggleViewAction().setVisible(False)  # not a user-toggled toolbar
+        self._banner_bar.addWidget(self.banner)
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self._banner_bar)
+        self.banner.changed.connect(self._sync_banner)
+        self._sync_banner()
+
+    def _sync_banner(self) -> None:
+        self._banner_bar.setVisible(self.banner.has_messages())
 
     def _create_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
@@ -205,6 +254,17 @@ class MainWindow(QMainWindow):
         reset_action.setObjectName("action_reset_layout")
         reset_action.triggered.connect(self.reset_layout)
         self.view_menu.addAction(reset_action)
+
+        self.engine_menu = self.menuBar().addMenu("&Engine")
+        self.reconcile_action = QAction("&Reconcile…", self)
+        self.reconcile_action.setObjectName("action_reconcile")
+        self.reconcile_action.triggered.connect(self.open_reconcile_dialog)
+        self.go_live_action = QAction("&Go-live checklist…", self)
+        self.go_live_action.setObjectName("action_go_live")
+        self.go_live_action.triggered.connect(self.open_go_live_dialog)
+        for action in (self.reconcile_action, self.go_live_action):
+            action.setEnabled(self.coordinator is not None)
+            self.engine_menu.addAction(action)
 
     def _create_status_bar(self, database_location: str) -> None:
         self._mode_label = QLabel(self)
@@ -279,6 +339,7 @@ class MainWindow(QMainWindow):
             return False
         if isinstance(geometry, QByteArray):
             self.restoreGeometry(geometry)
+        self._sync_banner()  # the saved state may have had alerts showing; these are gone
         return True
 
     def reset_layout(self) -> None:
@@ -308,6 +369,60 @@ class MainWindow(QMainWindow):
     def _on_event(self, event: object) -> None:
         if isinstance(event, EngineStateChanged) and event.connection_id is None:
             self.set_engine_state(event.new, event.reason)
+        elif isinstance(event, OrderRefused):
+            decision = event.decision
+            self.statusBar().showMessage(
+                f"Order refused on {self._connection_name(event.connection_id)} {event.symbol}: "
+                f"{decision.rule or 'refused'}: {decision.message}",
+                REFUSAL_MESSAGE_MS,
+            )
+        elif isinstance(event, CircuitBreakerTripped):
+            self.banner.add(
+                f"Circuit breaker '{event.breaker}' tripped on {self._connection_name(event.connection_id)}: "
+                f"{event.reason}"
+            )
+
+    def _connection_name(self, connection_id: str) -> str:
+        if self.coordinator is not None:
+            try:
+                return self.coordinator.snapshot(connection_id).name
+            except LookupError:  # a connection the coordinator does not (or no longer) know
+                pass
+        return connection_id
+
+    # -- engine dialogs -------------------------------------------------------------------------
+
+    def open_reconcile_dialog(self) -> ReconcileDialog | None:
+        """Open (non-modally) the reconciliation of a connection and start the first check."""
+        if self.coordinator is None:
+            return None
+        previous, self.reconcile_dialog = (
+            self.reconcile_dialog,
+            ReconcileDialog(self.coordinator, parent=self),
+        )
+        self._discard(previous)
+        self.reconcile_dialog.open()
+        self.reconcile_dialog.check()
+        return self.reconcile_dialog
+
+    def open_go_live_dialog(self) -> GoLiveDialog | None:
+        """Open (non-modally) the go-live checklist; its decision is re-emitted as ``go_live_confirmed``."""
+        if self.coordinator is None:
+            return None
+        reader = balance_reader_from_tester(self._tester) if self._tester is not None else None
+        dialog = GoLiveDialog(self.coordinator, balance_reader=reader, parent=self)
+        previous, self.go_live_dialog = self.go_live_dialog, dialog
+        self._discard(previous)
+        dialog.decided.connect(self.go_live_confirmed)
+        dialog.open()
+        dialog.load()
+        return dialog
+
+    @staticmethod
+    def _discard(dialog: QWidget | None) -> None:
+        if dialog is not None and shiboken6.isValid(dialog):
+            dialog.close()
+            dialog.deleteLater()
 
     # -- closing --------------------------------------------------------------------------------
 
@@ -331,6 +446,11 @@ class MainWindow(QMainWindow):
             self.market_panel.stop()
         if self.connections_panel is not None:
             self.connections_panel.stop()
+        for panel in (self.engine_panel, self.positions_panel, self.orders_panel):
+            if panel is not None:
+                panel.stop()
+        for dialog in (self.reconcile_dialog, self.go_live_dialog):
+            self._discard(dialog)
         self._bridge.close()
         self.logs_panel.detach()
         self._close_allowed = True

@@ -11,14 +11,22 @@ from pathlib import Path
 import pytest
 import shiboken6
 from PySide6.QtCore import QSettings, Qt
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QApplication, QLabel
 from pytestqt.qtbot import QtBot
 
+from cts_desktop.domain.engine import ChecklistItem
 from cts_desktop.domain.enums import EngineState, TradingMode
-from cts_desktop.engine.events import EngineStateChanged, EventBus
+from cts_desktop.domain.orders import RiskDecision
+from cts_desktop.engine.events import CircuitBreakerTripped, EngineStateChanged, EventBus, OrderRefused
 from cts_desktop.ui.log_handler import QtLogHandler
 from cts_desktop.ui.main_window import DEFAULT_AREAS, DOCK_TITLES, MainWindow
+from cts_desktop.ui.panels.engine_panel import EnginePanel
+from cts_desktop.ui.panels.orders_panel import OrdersPanel
+from cts_desktop.ui.panels.positions_panel import PositionsPanel
+from cts_desktop.ui.panels.table_panel import TablePanel
 from tests.helpers import wait_for
+from tests.ui.fakes import FakeCoordinator
 
 LEFT, RIGHT = Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea
 TOP, BOTTOM = Qt.DockWidgetArea.TopDockWidgetArea, Qt.DockWidgetArea.BottomDockWidgetArea
@@ -359,3 +367,112 @@ async def test_async_shutdown_then_finish_close(make_window: WindowFactory, layo
     await wait_for(lambda: not window.isVisible())
     assert stopped == [True]
     await wait_for(layout_file.is_file)
+
+
+# -- the engine docks, menu and alerts ---------------------------------------------------------------
+
+
+def engine_actions(window: MainWindow) -> dict[str, QAction]:
+    return {a.objectName(): a for a in window.engine_menu.actions()}
+
+
+def test_without_a_coordinator_the_engine_docks_are_placeholders_and_the_menu_is_off(
+    make_window: WindowFactory,
+) -> None:
+    window = make_window()
+
+    assert window.coordinator is None
+    for title in ("Engine", "Positions", "Orders"):
+        assert isinstance(window.dock(title).widget(), TablePanel), title
+    assert window.engine_panel is None and window.orders_panel is None and window.positions_panel is None
+    actions = engine_actions(window)
+    assert set(actions) == {"action_reconcile", "action_go_live"}
+    assert not any(action.isEnabled() for action in actions.values())
+    assert window.open_reconcile_dialog() is None and window.open_go_live_dialog() is None
+
+
+@pytest.mark.asyncio
+async def test_with_a_coordinator_the_engine_positions_and_orders_docks_are_live(
+    make_window: WindowFactory, bus: EventBus
+) -> None:
+    coordinator = FakeCoordinator(bus)
+    coordinator.add("c1", "Binance main", state=EngineState.RUNNING)
+    window = make_window(coordinator=coordinator)
+
+    assert window.coordinator is coordinator
+    assert window.dock("Engine").widget() is window.engine_panel
+    assert isinstance(window.engine_panel, EnginePanel) and window.engine_panel.card_ids() == ["c1"]
+    assert isinstance(window.dock("Positions").widget(), PositionsPanel)
+    assert isinstance(window.dock("Orders").widget(), OrdersPanel)
+    assert all(action.isEnabled() for action in engine_actions(window).values())
+
+    await coordinator.pause("c1")
+    await wait_for(lambda: window.engine_panel.card("c1").state_badge.text() == "PAUSED")
+    assert label(window, "status_engine").text() == "Engine: paused"  # the global state, from the same events
+
+
+@pytest.mark.asyncio
+async def test_a_tripped_circuit_breaker_stays_on_the_banner_until_dismissed(
+    make_window: WindowFactory, bus: EventBus, qtbot: QtBot
+) -> None:
+    coordinator = FakeCoordinator(bus)
+    coordinator.add("c1", "Binance main", state=EngineState.RUNNING)
+    window = make_window(coordinator=coordinator)
+    banner = window.banner
+    assert not banner.isVisible()
+
+    bus.publish(CircuitBreakerTripped("c1", "daily_loss", "daily loss 5.2 % over the 5 % limit"))
+    bus.publish(CircuitBreakerTripped("c1", "daily_loss", "daily loss 5.2 % over the 5 % limit"))
+
+    assert banner.isVisible()
+    [line] = banner.messages()
+    assert line.endswith(
+        "Circuit breaker 'daily_loss' tripped on Binance main: daily loss 5.2 % over the 5 % limit  (×2)"
+    )
+    qtbot.mouseClick(banner.dismiss_button, Qt.MouseButton.LeftButton)
+    assert not banner.isVisible() and banner.messages() == []
+
+
+def test_a_refused_order_is_shown_in_the_status_bar_with_its_rule(
+    make_window: WindowFactory, bus: EventBus
+) -> None:
+    coordinator = FakeCoordinator(bus)
+    coordinator.add("c1", "Binance main")
+    window = make_window(coordinator=coordinator)
+
+    decision = RiskDecision.refuse("max_open_positions", "10 positions are open; the limit is 10", open=10.0)
+    bus.publish(OrderRefused("c1", "BTC/USDT:USDT", decision))
+
+    assert window.statusBar().currentMessage() == (
+        "Order refused on Binance main BTC/USDT:USDT: "
+        "max_open_positions: 10 positions are open; the limit is 10"
+    )
+
+
+@pytest.mark.asyncio
+async def test_the_engine_menu_opens_reconciliation_and_the_go_live_checklist(
+    make_window: WindowFactory, bus: EventBus
+) -> None:
+    coordinator = FakeCoordinator(bus)
+    coordinator.add("c1", "Binance main")
+    coordinator.checklist_items["c1"] = (ChecklistItem("real_money", "I understand", False, None),)
+    window = make_window(coordinator=coordinator)
+    actions = engine_actions(window)
+
+    actions["action_reconcile"].trigger()
+    reconcile = window.reconcile_dialog
+    assert reconcile is not None and reconcile.isVisible()
+    await wait_for(lambda: not reconcile.busy and bool(coordinator.calls_to("reconcile")))
+    assert reconcile.status_label.text() == "No differences: local records match the exchange."
+
+    decisions: list[object] = []
+    window.go_live_confirmed.connect(decisions.append)
+    actions["action_go_live"].trigger()
+    go_live = window.go_live_dialog
+    assert go_live is not None and go_live.isVisible()
+    await wait_for(lambda: go_live.checklist is not None and not go_live.busy)
+    go_live.decided.emit("the decision")  # the dialog's own flow is tested in test_go_live_dialog
+    assert decisions == ["the decision"]
+
+    window.finish_close()  # closes the dialogs with the window
+    assert not reconcile.isVisible() and not go_live.isVisible()

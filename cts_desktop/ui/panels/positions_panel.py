@@ -1,0 +1,40 @@
+"""The Positions dock: every open position of every connection, paper and live, with live PnL.
+
+Read-only: closing a position by hand is a later feature and would go through the coordinator.
+Reloads on ``PositionsChanged`` (which the engine also publishes when mark prices move PnL).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QWidget
+
+from cts_desktop.domain.orders import PositionView
+from cts_desktop.engine.events import PositionsChanged
+from cts_desktop.ui.bridge import EventBridge
+from cts_desktop.ui.engine_facade import EngineFacade
+from cts_desktop.ui.models.positions_model import CONNECTION, MODE, PNL, SIDE, SYMBOL, PositionsTableModel
+from cts_desktop.ui.panels.live_table_panel import LiveTablePanel
+
+
+class PositionsPanel(LiveTablePanel):
+    """Open positions, by connection."""
+
+    change_event = PositionsChanged
+
+    def __init__(self, facade: EngineFacade, bridge: EventBridge, parent: QWidget | None = None) -> None:
+        model = PositionsTableModel()
+        super().__init__(facade, bridge, model, name="positions", noun="position", parent=parent)
+        self.positions_model = model
+        header = self.view.horizontalHeader()
+        header.resizeSection(CONNECTION, 120)
+        header.resizeSection(MODE, 55)
+        header.resizeSection(SYMBOL, 130)
+        header.resizeSection(SIDE, 50)
+        header.resizeSection(PNL, 110)
+        self.view.sortByColumn(CONNECTION, Qt.SortOrder.AscendingOrder)
+
+    async def fetch(self) -> Sequence[PositionView]:
+        return await self._facade.open_positions()
