@@ -27,9 +27,11 @@ from cts_desktop.domain.engine import HealthStatus
 from cts_desktop.domain.enums import EngineState
 from cts_desktop.domain.market import StreamStatus
 from cts_desktop.engine.coordinator import snapshot_as_dict
+from cts_desktop.engine.live_guard import LiveConfirmation
 from cts_desktop.exchanges.catalog import EXCHANGES
 from cts_desktop.services import AppServices, build_services
 from cts_desktop.storage.database import HEAD_REVISION, DatabaseError
+from cts_desktop.ui.dialogs.go_live_dialog import GoLiveDecision
 from cts_desktop.ui.log_handler import QtLogHandler
 from cts_desktop.ui.main_window import DOCK_TITLES, MainWindow
 
@@ -65,6 +67,43 @@ class GuiSession:
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
     shutdown_seconds: float | None = None
     _shutdown_task: asyncio.Task[None] | None = None
+    _live_tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def confirm_live(self, decision: object) -> None:
+        """The go-live dialog's decision: verified again (checklist, confirmation, credentials)
+        before the live flag is set; the outcome is shown in the status bar and the log."""
+        if isinstance(decision, GoLiveDecision):
+            task = asyncio.ensure_future(self._confirm_live(decision))
+            self._live_tasks.add(task)
+            task.add_done_callback(self._live_tasks.discard)
+
+    async def _confirm_live(self, decision: GoLiveDecision) -> None:
+        services = self.services
+        try:
+            checklist = await services.coordinator.go_live_checklist(decision.connection_id, decision.ticked)
+            if not checklist.ready:
+                missing = [item.label for item in checklist.items if item.passed is not True]
+                message = "Live trading not switched on; the checklist is not complete: " + "; ".join(missing)
+            else:
+                confirmation = LiveConfirmation(
+                    decision.connection_id,
+                    decision.exchange,
+                    decision.balance,
+                    decision.typed_phrase,
+                    decision.balance_asset,
+                )
+                result = await services.live_arming.arm(confirmation)
+                record = await services.connections.get(decision.connection_id)
+                message = (
+                    f"{record.name} is LIVE: its next engine start trades real money"
+                    if result.allowed
+                    else f"Live trading not switched on: {result.message}"
+                )
+        except Exception as exc:
+            log.exception("switching a connection live failed")
+            message = f"Live trading not switched on: {exc}"
+        log.warning("%s", message)
+        self.window.statusBar().showMessage(message, 20_000)
 
     def request_shutdown(self) -> None:
         """Called by the window's close, File → Quit, SIGINT and SIGTERM; later calls are ignored."""
@@ -114,6 +153,7 @@ def open_window(services: AppServices) -> GuiSession:
     )
     session = GuiSession(services, window)
     window.shutdown_requested.connect(session.request_shutdown)
+    window.go_live_confirmed.connect(session.confirm_live)
     window.show()
     for warning in services.startup_warnings:
         log.warning("%s", warning)

@@ -18,6 +18,8 @@ from cts_desktop.engine.connection_test import ConnectionTester
 from cts_desktop.engine.connections import ConnectionService
 from cts_desktop.engine.coordinator import ChecklistProvider, Coordinator
 from cts_desktop.engine.events import EventBus
+from cts_desktop.engine.execution_component import ExecutionTradingComponent
+from cts_desktop.engine.live_arming import LiveArming
 from cts_desktop.engine.live_guard import build_checklist
 from cts_desktop.engine.market_bus import MarketBus
 from cts_desktop.engine.market_service import MarketService
@@ -60,6 +62,7 @@ class AppServices:
     connections: ConnectionService
     tester: ConnectionTester
     coordinator: Coordinator
+    live_arming: LiveArming
     mode: TradingMode = TradingMode.PAPER
     startup_warnings: list[str] = field(default_factory=list)
     closed: bool = False
@@ -153,6 +156,9 @@ async def build_services(
         simulated=simulated,
         replay=replay,
     )
+    # Live orders: only through a confirmation given in this session (LiveArming), checked again
+    # before a live engine starts and before every live order.
+    arming = LiveArming(connections)
     coordinator = Coordinator(
         connections=connections,
         settings=settings,
@@ -161,6 +167,8 @@ async def build_services(
         bus=bus,
         market_bus=market.bus,
         venue_factory=venues,
+        trading_factory=ExecutionTradingComponent.factory(live_permission=arming.permit),
+        live_permitted=arming.permit,
         checklist=_live_guard_checklist(database, settings),
         force_paper=force_paper,
         database=database,
@@ -182,6 +190,7 @@ async def build_services(
         connections=connections,
         tester=tester,
         coordinator=coordinator,
+        live_arming=arming,
         startup_warnings=warnings,
     )
 

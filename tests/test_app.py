@@ -126,3 +126,36 @@ def test_sigterm_closes_the_window_through_the_graceful_shutdown(tmp_path: Path)
     assert process.returncode == 0, log
     assert "SIGTERM received: shutting down gracefully" in log
     assert "all engines stopped" in log and (tmp_path / "home" / "layout.ini").exists()
+
+
+@pytest.mark.asyncio
+async def test_a_go_live_decision_is_verified_again_and_refused_without_tested_keys(cts_home: Path) -> None:
+    """The dialog only reports a decision; the session re-checks the checklist and the three live
+    conditions, so a connection with no tested key stays paper whatever the dialog said."""
+    from cts_desktop.app import application, open_window
+    from cts_desktop.services import build_services
+    from cts_desktop.ui.dialogs.go_live_dialog import GoLiveDecision
+    from tests.helpers import wait_for
+
+    application()
+    services = await build_services(console_logging=False)
+    session = open_window(services)
+    try:
+        bybit = next(r for r in await services.connections.list() if r.exchange == "bybit")
+        decision = GoLiveDecision(
+            bybit.id,
+            "bybit",
+            frozenset({"real_money", "withdrawal_off", "orders_checked"}),
+            "Bybit",
+            1000.0,
+            "USDT",
+        )
+        session.window.go_live_confirmed.emit(decision)
+        await wait_for(
+            lambda: "Live trading not switched on" in session.window.statusBar().currentMessage(), 10
+        )
+        assert not (await services.connections.get(bybit.id)).is_live_trade
+        assert not services.live_arming.is_armed(bybit.id)
+    finally:
+        session.window.close()
+        await wait_for(session.stopped.is_set, timeout=20)

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ from typing import Any, Protocol
 from cts_desktop.domain.engine import ComponentHealth, HealthStatus
 from cts_desktop.domain.enums import TradingMode
 from cts_desktop.domain.market import StreamStatus, Ticker
+from cts_desktop.engine.circuit_breakers import ALIVE_STREAM_STATUSES, BreakerSettings, CircuitBreakers, Trip
 from cts_desktop.engine.events import EventBus
 from cts_desktop.engine.health import ComponentMonitor, overall_health, stream_health
 from cts_desktop.engine.market_bus import MarketBus
@@ -140,6 +142,7 @@ class ConnectionEngine:
         trading_factory: TradingComponentFactory = VenueTradingComponent.create,
         on_failure: Callable[[ConnectionEngine, str], None] = lambda _engine, _reason: None,
         on_refresh: Callable[[ConnectionEngine], None] = lambda _engine: None,
+        on_trip: Callable[[ConnectionEngine, Trip], None] = lambda _engine, _trip: None,
         options: EngineOptions = DEFAULT_ENGINE_OPTIONS,
         database: Database | None = None,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
@@ -152,6 +155,7 @@ class ConnectionEngine:
         self._trading_factory = trading_factory
         self._on_failure = on_failure
         self._on_refresh = on_refresh
+        self._on_trip = on_trip
         self._options = options
         self._database = database
         self._sleep = sleep
@@ -170,6 +174,8 @@ class ConnectionEngine:
         }
         self._stream_failures = 0
         self._stream_error = ""
+        self.breakers = CircuitBreakers(record.id, BreakerSettings.from_settings(settings.values()))
+        self._stream_states: dict[str, StreamStatus] = {}
         self._paused = False
         self._started = False
         self._stopped = False
@@ -328,6 +334,9 @@ class ConnectionEngine:
             self.pipeline.accepting_new = False
 
     def resume(self) -> None:
+        """New positions again; the breakers forget the errors and outage time that tripped them
+        (they are level-triggered: a condition that still holds trips again)."""
+        self.breakers.reset(time.time())
         self._paused = False
         if self.pipeline is not None:
             self.pipeline.accepting_new = True
@@ -372,6 +381,10 @@ class ConnectionEngine:
 
     def _on_status(self, symbol: str, stream: StreamKind, status: StreamStatus, reason: str) -> None:
         self._feed.on_status(symbol, stream, status, reason)
+        if stream is StreamKind.TICKER:
+            self._stream_states[symbol] = status
+            down = [s for s in self._stream_states.values() if s not in ALIVE_STREAM_STATUSES]
+            self.breakers.stream_status(down[0] if down else StreamStatus.LIVE, time.time())
         if status in _STREAM_FAILURES and not (status is StreamStatus.STOPPED and self._stopped):
             self._stream_failures += 1
             self._stream_error = f"{symbol} {stream}: {status} {reason}".strip()
@@ -444,6 +457,8 @@ class ConnectionEngine:
                 raise
             except Exception as exc:
                 monitor.end(exc)
+                if isinstance(exc, ExchangeError):
+                    self.breakers.record_error(time.time(), exc.kind.value)
                 consecutive += 1
                 if consecutive == 1 or consecutive % 100 == 0:
                     log.warning(
@@ -513,8 +528,24 @@ class ConnectionEngine:
                 log.debug("engine %s: health refresh failed: %s", self.record.name, _text(exc))
             else:
                 monitor.end()
+            self._check_breakers(trading)
             self._on_refresh(self)
             await self._sleep(self._options.health_interval_s)
+
+    def _check_breakers(self, trading: TradingComponent) -> None:
+        """Feed the account to the breakers and report a trip (the coordinator pauses); a paused
+        engine reports nothing: the breakers only stop new positions, which pause already does."""
+        view = trading.risk_view()
+        if view is not None:
+            self.breakers.account(*view)
+        if self._paused:
+            return
+        trip = self.breakers.check(time.time())
+        if trip is not None:
+            try:
+                self._on_trip(self, trip)
+            except Exception:
+                log.exception("engine %s: the circuit-breaker callback failed", self.record.name)
 
 
 class _ComponentFailed(Exception):

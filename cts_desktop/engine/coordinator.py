@@ -52,6 +52,7 @@ from cts_desktop.domain.engine import (
 )
 from cts_desktop.domain.enums import Actor, EngineState, TradingMode
 from cts_desktop.domain.orders import OrderView, PositionView, ReconcileDifference, RiskDecision
+from cts_desktop.engine.circuit_breakers import Trip
 from cts_desktop.engine.connection_engine import (
     DEFAULT_ENGINE_OPTIONS,
     ConnectionEngine,
@@ -721,6 +722,7 @@ class Coordinator:
             trading_factory=self._trading_factory,
             on_failure=self._on_engine_failure,
             on_refresh=self._on_engine_refresh,
+            on_trip=self._on_engine_trip,
             options=self._engine_options,
             database=self._database,
         )
@@ -779,6 +781,11 @@ class Coordinator:
         log.info("all engines stopped")
 
     # ------------------------------------------------------------------ internals: events
+
+    def _on_engine_trip(self, engine: ConnectionEngine, trip: Trip) -> None:
+        self._background_task(
+            self.trip(engine.connection_id, trip.breaker.value, trip.reason), f"trip:{engine.record.name}"
+        )
 
     def _on_engine_failure(self, engine: ConnectionEngine, reason: str) -> None:
         self._background_task(self._engine_failed(engine, reason), f"failure:{engine.record.name}")

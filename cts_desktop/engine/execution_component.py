@@ -34,7 +34,7 @@ from cts_desktop.engine.events import OrderRefused
 from cts_desktop.engine.orders import OrderExecutor, OrderRefusedError
 from cts_desktop.engine.real_trading import RealCandidate, RealSelector, build_intent
 from cts_desktop.engine.reconcile import Reconciler
-from cts_desktop.engine.risk import RiskGate, RiskLimits, connection_max_leverage
+from cts_desktop.engine.risk import AccountState, RiskGate, RiskLimits, connection_max_leverage
 from cts_desktop.engine.sizing import SizingRefusal, size_order_from_settings, volume_factor_for
 from cts_desktop.engine.trading_component import TradingActionError, TradingContext
 from cts_desktop.storage.repositories.account_marks import AccountMarksRepository
@@ -61,6 +61,7 @@ class ExecutionTradingComponent:
         *,
         live_permission: LivePermission = _no_live,
         poll_interval_s: float = 1.0,
+        account_interval_s: float = 5.0,
         max_new_per_cycle: int = 1,
         refusal_cooldown_s: float = 60.0,
         monotonic: Callable[[], float] = time.monotonic,
@@ -73,6 +74,8 @@ class ExecutionTradingComponent:
         self._venue = context.venue
         self._live_permission = live_permission
         self._poll_interval_s = poll_interval_s
+        self._account_interval_s = account_interval_s
+        self._next_account = 0.0
         self._max_new = max_new_per_cycle
         self._cooldown_s = refusal_cooldown_s
         self._monotonic = monotonic
@@ -132,6 +135,9 @@ class ExecutionTradingComponent:
             self._next_poll = now + self._poll_interval_s
             await self.executor.refresh_open()
             await self._release_closed()
+        if now >= self._next_account:
+            self._next_account = now + self._account_interval_s
+            await self.account.refresh()  # what the daily-loss and drawdown breakers read
         if accepting_new and self.selector is not None:
             await self._open_new(now)
 
@@ -183,6 +189,11 @@ class ExecutionTradingComponent:
     async def close(self) -> None:
         self._holding.clear()
 
+    def risk_view(self) -> tuple[AccountState, RiskLimits] | None:
+        if self.account.last is None:
+            return None
+        return self.account.last, self._limits()
+
     # ------------------------------------------------------------------ risk
 
     async def _risk_check(self, intent: OrderIntent) -> RiskDecision:
@@ -199,10 +210,12 @@ class ExecutionTradingComponent:
         market = await self._market(intent.symbol)
         if market is None:
             return RiskDecision.refuse("market", f"{intent.symbol} is not a market of {self._record.name}")
-        limits = RiskLimits.from_settings(
+        return self.gate.check(intent, account, market, self._limits())
+
+    def _limits(self) -> RiskLimits:
+        return RiskLimits.from_settings(
             self._settings(), connection_max_leverage=connection_max_leverage(self._record)
         )
-        return self.gate.check(intent, account, market, limits)
 
     # ------------------------------------------------------------------ opening
 

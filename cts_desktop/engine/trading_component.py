@@ -40,6 +40,7 @@ from cts_desktop.exchanges.errors import ExchangeError, OrderNotFoundError
 if TYPE_CHECKING:
     from cts_desktop.engine.market_bus import MarketBus
     from cts_desktop.engine.pseudo.pipeline import PseudoPipeline
+    from cts_desktop.engine.risk import AccountState, RiskLimits
     from cts_desktop.storage.database import Database
     from cts_desktop.storage.repositories.connections import ConnectionRecord
 
@@ -102,6 +103,11 @@ class TradingComponent(Protocol):
 
     async def close(self) -> None:
         """Release what ``start`` took; the engine closes the venues afterwards."""
+        ...
+
+    def risk_view(self) -> tuple[AccountState, RiskLimits] | None:
+        """The latest account state and the limits it is judged by, for the circuit breakers
+        (daily loss, drawdown); None when this component does not track the account."""
         ...
 
 
@@ -290,6 +296,9 @@ class VenueTradingComponent:
 
     async def close(self) -> None:
         self._orders_key = self._positions_key = None
+
+    def risk_view(self) -> tuple[AccountState, RiskLimits] | None:
+        return None  # it opens no positions of its own, so it tracks no account
 
     async def _refresh(self, *, force: bool = False) -> None:
         now = self._clock()

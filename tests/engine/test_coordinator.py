@@ -781,3 +781,41 @@ async def test_connection_changes_reach_the_coordinator(h: Harness) -> None:
     await wait_for(lambda: all(s.connection_id != new for s in coordinator.snapshots()))
     with pytest.raises(LookupError):
         coordinator.snapshot(new)
+
+
+# ------------------------------------------------------------------------------------------------
+# Circuit breakers, end to end: the engine's own breakers trip and the coordinator pauses.
+
+
+class BurstingCycles(VenueTradingComponent):
+    """The real built-in order loop whose cycles fail with a network error (fault injection)."""
+
+    async def cycle(self, *, accepting_new: bool) -> None:
+        raise NetworkError("bybit", "The exchange did not answer in time.")
+
+
+@pytest.mark.asyncio
+async def test_a_burst_of_exchange_errors_pauses_only_that_connection(h: Harness) -> None:
+    await h.settings.update({"risk.error_burst_count": 3, "risk.error_burst_window_s": 60})
+    burst_id = await h.desk("Bursting")
+    calm_id = await h.desk("Calm")
+
+    def factory(context: TradingContext) -> TradingComponent:
+        if context.connection.id == burst_id:
+            return BurstingCycles(context)
+        return VenueTradingComponent(context)
+
+    coordinator = h.coordinator(trading_factory=factory)
+    await coordinator.restore()
+    await coordinator.start(burst_id)
+    await coordinator.start(calm_id)
+    await wait_for(lambda: coordinator.snapshot(burst_id).state is S.PAUSED, timeout=10)
+    (tripped,) = [e for e in h.events if isinstance(e, CircuitBreakerTripped)]
+    assert (tripped.connection_id, tripped.breaker) == (burst_id, "error_burst")
+    assert "3" in tripped.reason
+    assert coordinator.snapshot(calm_id).state is S.RUNNING
+    entries = await h.audit_for(burst_id)
+    assert ("circuit_breaker", "engine.paused") in [(e.actor, e.action) for e in entries]
+    # Paused by a breaker, the engine still runs its loops (monitoring) and trips nothing more.
+    await asyncio.sleep(0.3)
+    assert len([e for e in h.events if isinstance(e, CircuitBreakerTripped)]) == 1
