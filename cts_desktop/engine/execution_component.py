@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from cts_desktop.domain.enums import Actor, TradingMode
@@ -32,16 +33,21 @@ from cts_desktop.domain.settings_schema import SPEC_BY_KEY
 from cts_desktop.engine.account_tracker import AccountTracker
 from cts_desktop.engine.events import OrderRefused
 from cts_desktop.engine.orders import OrderExecutor, OrderRefusedError
+from cts_desktop.engine.pseudo.promotion import PromotionDecision, record_decisions
 from cts_desktop.engine.real_trading import RealCandidate, RealSelector, build_intent
 from cts_desktop.engine.reconcile import Reconciler
 from cts_desktop.engine.risk import AccountState, RiskGate, RiskLimits, connection_max_leverage
 from cts_desktop.engine.sizing import SizingRefusal, size_order_from_settings, volume_factor_for
 from cts_desktop.engine.trading_component import TradingActionError, TradingContext
 from cts_desktop.storage.repositories.account_marks import AccountMarksRepository
+from cts_desktop.storage.repositories.audit import AuditRepository
 from cts_desktop.storage.repositories.connections import ConnectionRecord
 from cts_desktop.storage.repositories.orders import OrderRepository
 
 log = logging.getLogger(__name__)
+
+_AUDIT_BATCH = 200
+_AUDIT_ID_LENGTH = 64
 
 type LivePermission = Callable[[ConnectionRecord], Awaitable[RiskDecision]]
 
@@ -50,6 +56,11 @@ async def _no_live(record: ConnectionRecord) -> RiskDecision:
     return RiskDecision.refuse(
         "live_not_confirmed", f"live trading on {record.name} has not been confirmed in this session"
     )
+
+
+def _named(decision: PromotionDecision, name: str) -> PromotionDecision:
+    """The decision with the set's readable name as its audit entity id (the column holds 64)."""
+    return replace(decision, set_id=name) if len(name) <= _AUDIT_ID_LENGTH else decision
 
 
 class ExecutionTradingComponent:
@@ -95,8 +106,11 @@ class ExecutionTradingComponent:
         )
         self.reconciler = Reconciler(self._record.id, self._venue, self.repository, mode=self._mode)
         self.selector = RealSelector(context.pipeline) if context.pipeline is not None else None
+        self._audit = AuditRepository(context.database)
+        self._decisions: list[PromotionDecision] = []
         if context.pipeline is not None and self.selector is not None:
             context.pipeline.on_decisions(self.selector.on_outcome)
+            context.pipeline.on_decisions(lambda outcome: self._decisions.extend(outcome.decisions))
         self._holding: dict[int, str] = {}  # set index → client order id of its entry
         self._cooling: dict[int, float] = {}  # set index → monotonic time it may try again
         self._next_poll = 0.0
@@ -131,6 +145,8 @@ class ExecutionTradingComponent:
 
     async def cycle(self, *, accepting_new: bool) -> None:
         now = self._monotonic()
+        if self._decisions:
+            await self._record_promotions()
         if now >= self._next_poll:
             self._next_poll = now + self._poll_interval_s
             await self.executor.refresh_open()
@@ -193,6 +209,14 @@ class ExecutionTradingComponent:
         if self.account.last is None:
             return None
         return self.account.last, self._limits()
+
+    async def _record_promotions(self) -> None:
+        """ "Why was this promoted?": each Base → Main change goes to the audit log with the numbers
+        and thresholds (a bounded batch per cycle, so a burst never stalls the order loop)."""
+        batch, self._decisions = self._decisions[:_AUDIT_BATCH], self._decisions[_AUDIT_BATCH:]
+        pipeline = self._context.pipeline
+        named = [_named(d, pipeline.registry.describe(d.set_index)) if pipeline else d for d in batch]
+        await record_decisions(self._audit, named, connection_id=self._record.id)
 
     # ------------------------------------------------------------------ risk
 

@@ -33,6 +33,7 @@ from cts_desktop.exchanges.simulated import SimulatedExchange
 from cts_desktop.storage.database import Database
 from cts_desktop.storage.repositories import ConnectionRepository
 from cts_desktop.storage.repositories.account_marks import AccountMarksRepository
+from cts_desktop.storage.repositories.audit import AuditRepository
 from cts_desktop.storage.repositories.connections import ConnectionRecord
 from cts_desktop.storage.repositories.paper import PaperRepository
 from tests.engine.pseudo.test_stats import closed
@@ -194,3 +195,15 @@ async def test_emergency_actions_cancel_and_flatten_through_the_executor(loop: L
     assert await component.open_positions() == []
     statuses = {o.status for o in await component.repository.list_orders(loop.record.id)}
     assert statuses <= {OrderStatus.FILLED, OrderStatus.CANCELLED}
+
+
+@pytest.mark.asyncio
+async def test_each_promotion_is_audited_with_its_set_and_reason(loop: Loop) -> None:
+    component = loop.component()
+    await component.start()
+    set_index = loop.prove()
+    await component.cycle(accepting_new=False)
+    entries = await AuditRepository(loop.db).recent(50)
+    (promotion,) = [e for e in entries if e.action == "pseudo.promote"]
+    assert promotion.entity_id == loop.pipeline.registry.describe(set_index)
+    assert promotion.connection_id == loop.record.id and promotion.reason.startswith("base → main promoted")
