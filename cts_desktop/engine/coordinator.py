@@ -76,6 +76,7 @@ from cts_desktop.engine.market_bus import MarketBus
 from cts_desktop.engine.settings_service import SettingsService
 from cts_desktop.engine.trading_component import (
     TradingActionError,
+    TradingComponent,
     TradingComponentFactory,
     VenueTradingComponent,
 )
@@ -482,29 +483,30 @@ class Coordinator:
 
     async def open_orders(self, connection_id: str | None = None) -> list[OrderView]:
         """Open orders of running engines (all, or one connection's; a stopped one has none here)."""
-        result: list[OrderView] = []
-        for slot in self._selected(connection_id):
-            engine = slot.engine
-            if engine is not None and engine.trading is not None:
-                try:
-                    result.extend(await engine.trading.open_orders())
-                except ExchangeError as exc:
-                    if connection_id is not None:
-                        raise
-                    log.warning("open orders of %s unavailable: %s", slot.record.name, exc)
-        return result
+        return await self._gather(connection_id, "open orders", lambda trading: trading.open_orders())
 
     async def open_positions(self, connection_id: str | None = None) -> list[PositionView]:
-        result: list[PositionView] = []
+        """Open positions of running engines (all, or one connection's)."""
+        return await self._gather(connection_id, "open positions", lambda trading: trading.open_positions())
+
+    async def _gather[T](
+        self,
+        connection_id: str | None,
+        what: str,
+        read: Callable[[TradingComponent], Awaitable[list[T]]],
+    ) -> list[T]:
+        """``read`` from every selected running engine; for all connections, one venue's error
+        is logged and skipped (the dock still shows the others), for one connection it is raised."""
+        result: list[T] = []
         for slot in self._selected(connection_id):
             engine = slot.engine
             if engine is not None and engine.trading is not None:
                 try:
-                    result.extend(await engine.trading.open_positions())
+                    result.extend(await read(engine.trading))
                 except ExchangeError as exc:
                     if connection_id is not None:
                         raise
-                    log.warning("open positions of %s unavailable: %s", slot.record.name, exc)
+                    log.warning("%s of %s unavailable: %s", what, slot.record.name, exc)
         return result
 
     async def reconcile(self, connection_id: str) -> list[ReconcileDifference]:

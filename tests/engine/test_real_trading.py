@@ -6,23 +6,15 @@ import numpy as np
 import pytest
 
 from cts_desktop.domain.enums import TradingMode
-from cts_desktop.domain.market import MarketInfo, MarketType, OrderSide, OrderType, PositionSide
+from cts_desktop.domain.market import OrderSide, OrderType, PositionSide
 from cts_desktop.engine.pseudo.grid import MAIN_GRID
 from cts_desktop.engine.pseudo.pipeline import PseudoPipeline, SetKey, TickOutcome
 from cts_desktop.engine.pseudo.promotion import PromotionDecision, PromotionStep, base_to_main
 from cts_desktop.engine.real_trading import RealCandidate, RealSelector, build_intent
+from tests.engine.markets import BTC_SWAP
 from tests.engine.pseudo.test_stats import closed
 
-BTC = MarketInfo(
-    symbol="BTC/USDT:USDT",
-    base="BTC",
-    quote="USDT",
-    type=MarketType.SWAP,
-    price_step=0.1,
-    amount_step=0.001,
-    min_amount=0.001,
-    max_leverage=100,
-)
+BTC = BTC_SWAP
 
 
 def _row(tp: float, sl: float, trailing: int) -> int:

@@ -51,34 +51,10 @@ from cts_desktop.exchanges.simulated import SimulatedExchange
 from cts_desktop.storage.database import Database
 from cts_desktop.storage.repositories.connections import ConnectionRepository
 from cts_desktop.storage.repositories.paper import PaperRepository
+from tests.engine.markets import BTC_SWAP, ETH_CONTRACTS
 
 BTC = "BTC/USDT:USDT"
-MARKET = MarketInfo(
-    BTC,
-    "BTC",
-    "USDT",
-    MarketType.SWAP,
-    price_step=0.1,
-    amount_step=0.001,
-    min_amount=0.001,
-    min_cost=5.0,
-    max_leverage=100.0,
-    maker_fee=0.0002,
-    taker_fee=0.0005,
-)
-# An OKX-style contract market: one contract is 0.1 ETH, whole contracts only.
-ETH_CONTRACTS = MarketInfo(
-    "ETH/USDT:USDT",
-    "ETH",
-    "USDT",
-    MarketType.SWAP,
-    price_step=0.01,
-    amount_step=1.0,
-    min_amount=1.0,
-    contract_size=0.1,
-    max_leverage=50.0,
-    taker_fee=0.0005,
-)
+MARKET = BTC_SWAP
 SPOT = MarketInfo(
     "ETH/USDT", "ETH", "USDT", MarketType.SPOT, price_step=0.01, amount_step=0.0001, taker_fee=0.001
 )

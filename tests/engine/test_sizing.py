@@ -30,33 +30,9 @@ from cts_desktop.engine.sizing import (
 )
 from cts_desktop.storage.database import Database
 from cts_desktop.storage.repositories.connections import ConnectionRepository
+from tests.engine.markets import BTC_SWAP as BTC
+from tests.engine.markets import ETH_CONTRACTS
 
-BTC = MarketInfo(
-    "BTC/USDT:USDT",
-    "BTC",
-    "USDT",
-    MarketType.SWAP,
-    price_step=0.1,
-    amount_step=0.001,
-    min_amount=0.001,
-    min_cost=5.0,
-    contract_size=1.0,
-    max_leverage=100.0,
-    taker_fee=0.0005,
-)
-# OKX-style: one contract is 0.1 ETH, whole contracts only, at most 50×.
-ETH_CONTRACTS = MarketInfo(
-    "ETH/USDT:USDT",
-    "ETH",
-    "USDT",
-    MarketType.SWAP,
-    price_step=0.01,
-    amount_step=1.0,
-    min_amount=1.0,
-    contract_size=0.1,
-    max_leverage=50.0,
-    taker_fee=0.0005,
-)
 SPOT = MarketInfo(
     "ETH/USDT", "ETH", "USDT", MarketType.SPOT, price_step=0.01, amount_step=0.0001, min_amount=0.0001
 )
