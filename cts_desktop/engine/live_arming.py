@@ -78,6 +78,10 @@ class LiveArming:
     async def permit(self, record: ConnectionRecord) -> RiskDecision:
         """Whether a live order (or a live engine start) is allowed on ``record`` right now."""
         fresh = await self._connections.get(record.id)
+        if not fresh.is_live_trade:
+            # The flag went off (emergency stop, disabled connection, the user): the confirmation
+            # went with it; turning live on again needs a new one.
+            self._confirmations.pop(record.id, None)
         credentials = await self._connections.has_credentials(record.id)
         return live_order_allowed(fresh, self._confirmations.get(record.id), credentials)
 

@@ -96,3 +96,17 @@ async def test_without_stored_credentials_the_flag_stays_off(service: Connection
     decision = await LiveArming(service).arm(confirmation(record))
     assert not decision.allowed and decision.rule in {"credentials", "connection_test"}
     assert not (await service.get(record.id)).is_live_trade
+
+
+@pytest.mark.asyncio
+async def test_a_flag_turned_off_elsewhere_revokes_the_confirmation(service: ConnectionService) -> None:
+    """An emergency stop clears the live flag through the connection service; switching the flag
+    back on by any other path than arming does not bring the old confirmation back."""
+    record = await prepared_connection(service)
+    arming = LiveArming(service)
+    assert (await arming.arm(confirmation(record))).allowed
+    await service.set_live_trade(record.id, False, reason="emergency stop")
+    assert (await arming.permit(record)).rule == "live_flag"
+    await service.set_live_trade(record.id, True)
+    refused = await arming.permit(record)
+    assert (refused.allowed, refused.rule) == (False, "confirmation")
