@@ -89,6 +89,7 @@ from cts_desktop.storage.database import Database
 from cts_desktop.storage.repositories.audit import AuditRepository
 from cts_desktop.storage.repositories.connections import ConnectionRecord
 from cts_desktop.storage.repositories.engine_state import EngineStateRepository
+from cts_desktop.storage.repositories.orders import OrderRepository
 
 log = logging.getLogger(__name__)
 
@@ -482,31 +483,47 @@ class Coordinator:
     # ------------------------------------------------------------------ reads for docks and dialogs
 
     async def open_orders(self, connection_id: str | None = None) -> list[OrderView]:
-        """Open orders of running engines (all, or one connection's; a stopped one has none here)."""
-        return await self._gather(connection_id, "open orders", lambda trading: trading.open_orders())
+        """Open orders of every connection (or one): a running engine answers, a stopped one's
+        come from the database, so what is still open never disappears from the dock."""
+        return await self._gather(
+            connection_id,
+            "open orders",
+            lambda trading: trading.open_orders(),
+            lambda repository, cid: repository.order_views(cid),
+        )
 
     async def open_positions(self, connection_id: str | None = None) -> list[PositionView]:
-        """Open positions of running engines (all, or one connection's)."""
-        return await self._gather(connection_id, "open positions", lambda trading: trading.open_positions())
+        """Open positions of every connection (or one), like :meth:`open_orders`."""
+        return await self._gather(
+            connection_id,
+            "open positions",
+            lambda trading: trading.open_positions(),
+            lambda repository, cid: repository.position_views(cid),
+        )
 
     async def _gather[T](
         self,
         connection_id: str | None,
         what: str,
         read: Callable[[TradingComponent], Awaitable[list[T]]],
+        stored: Callable[[OrderRepository, str], Awaitable[list[T]]],
     ) -> list[T]:
-        """``read`` from every selected running engine; for all connections, one venue's error
-        is logged and skipped (the dock still shows the others), for one connection it is raised."""
+        """``read`` from every selected running engine, ``stored`` for the others; for all
+        connections, one venue's error is logged and skipped (the dock still shows the others),
+        for one connection it is raised."""
         result: list[T] = []
+        repository = OrderRepository(self._database) if self._database is not None else None
         for slot in self._selected(connection_id):
             engine = slot.engine
-            if engine is not None and engine.trading is not None:
-                try:
+            try:
+                if engine is not None and engine.trading is not None:
                     result.extend(await read(engine.trading))
-                except ExchangeError as exc:
-                    if connection_id is not None:
-                        raise
-                    log.warning("%s of %s unavailable: %s", what, slot.record.name, exc)
+                elif repository is not None:
+                    result.extend(await stored(repository, slot.record.id))
+            except ExchangeError as exc:
+                if connection_id is not None:
+                    raise
+                log.warning("%s of %s unavailable: %s", what, slot.record.name, exc)
         return result
 
     async def reconcile(self, connection_id: str) -> list[ReconcileDifference]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from cts_desktop.domain.engine import (
 )
 from cts_desktop.domain.enums import Actor, EngineState, TradingMode
 from cts_desktop.domain.market import MarketType, OrderRequest, OrderSide, OrderType, PositionSide
-from cts_desktop.domain.orders import RiskDecision
+from cts_desktop.domain.orders import OrderStatus, RiskDecision
 from cts_desktop.engine.connection_engine import EngineOptions
 from cts_desktop.engine.connections import ConnectionDraft, ConnectionService
 from cts_desktop.engine.coordinator import (
@@ -60,6 +61,7 @@ from cts_desktop.storage.database import Database
 from cts_desktop.storage.repositories.audit import AuditEntry, AuditRepository
 from cts_desktop.storage.repositories.connections import ConnectionRecord, ConnectionRepository
 from cts_desktop.storage.repositories.engine_state import EngineStateRepository
+from cts_desktop.storage.repositories.orders import NewOrder, OrderRepository
 from cts_desktop.storage.repositories.paper import PaperRepository
 from cts_desktop.storage.repositories.settings import SettingsRepository
 from cts_desktop.storage.secrets import SecretStore
@@ -819,3 +821,28 @@ async def test_a_burst_of_exchange_errors_pauses_only_that_connection(h: Harness
     # Paused by a breaker, the engine still runs its loops (monitoring) and trips nothing more.
     await asyncio.sleep(0.3)
     assert len([e for e in h.events if isinstance(e, CircuitBreakerTripped)]) == 1
+
+
+@pytest.mark.asyncio
+async def test_a_stopped_connection_still_shows_its_open_orders_from_the_database(h: Harness) -> None:
+    cid = await h.desk("Stopped desk")
+    coordinator = h.coordinator()
+    await coordinator.restore()
+    await OrderRepository(h.database).insert_intent(
+        NewOrder(
+            client_order_id="ctsleftover1",
+            connection_id=cid,
+            symbol="BTC/USDT",
+            side=OrderSide.BUY,
+            type=OrderType.LIMIT,
+            amount=0.01,
+            mode=TradingMode.PAPER,
+            intent_price=60_000.0,
+            created_at=datetime.now(UTC),
+            price=59_000.0,
+        )
+    )
+    (order,) = await coordinator.open_orders(cid)
+    assert (order.client_order_id, order.status) == ("ctsleftover1", OrderStatus.PENDING_CREATE)
+    assert [o.client_order_id for o in await coordinator.open_orders()] == ["ctsleftover1"]
+    assert await coordinator.open_positions(cid) == []
