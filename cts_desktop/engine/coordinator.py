@@ -78,6 +78,7 @@ from cts_desktop.engine.trading_component import (
     TradingActionError,
     TradingComponent,
     TradingComponentFactory,
+    TradingContext,
     VenueTradingComponent,
 )
 from cts_desktop.engine.venues import EngineVenueFactory
@@ -382,6 +383,10 @@ class Coordinator:
         async def one(slot: _Slot) -> None:
             cid = slot.record.id
             if idle(cid):  # nothing up, or a stop already under way: do not wait behind it
+                if slot.engine is None:
+                    cancelled, flattened = await self._cold_emergency(slot, flatten, errors)
+                    counts["cancelled"] += cancelled
+                    counts["flattened"] += flattened
                 return
             async with self._life.lock(cid):
                 if idle(cid):
@@ -938,6 +943,59 @@ class Coordinator:
     def _name(self, connection_id: str) -> str:
         slot = self._slots.get(connection_id)
         return slot.record.name if slot is not None else connection_id
+
+    async def _cold_emergency(self, slot: _Slot, flatten: bool, errors: list[str]) -> tuple[int, int]:
+        """Emergency stop of a connection whose engine is not running: orders it left open (and,
+        when asked, its open positions) are still on the venue, so bring up its trading venue and
+        order loop just long enough to cancel (and flatten). Only risk-reducing calls are made,
+        so no live permission is asked; nothing is done when the database knows of nothing open."""
+        if self._database is None:
+            return 0, 0
+        repository = OrderRepository(self._database)
+        record = slot.record
+        orders = await repository.active_orders(record.id) + await repository.pending_orders(record.id)
+        positions = await repository.open_positions(record.id) if flatten else []
+        if not orders and not positions:
+            return 0, 0
+        live = any(o.mode is TradingMode.LIVE for o in orders) or any(
+            p.mode is TradingMode.LIVE for p in positions
+        )
+        mode = TradingMode.LIVE if live else TradingMode.PAPER
+        cancelled = flattened = 0
+        try:
+            venues = await self._venue_factory(record, mode)
+        except Exception as exc:
+            errors.append(f"{record.name}: could not reach the venue to cancel: {self._describe(exc)}")
+            return 0, 0
+        try:
+            await venues.trading.load_markets()
+            trading = self._trading_factory(
+                TradingContext(
+                    connection=record,
+                    mode=mode,
+                    venue=venues.trading,
+                    bus=self._bus,
+                    setting=self._settings.get,
+                    database=self._database,
+                )
+            )
+            try:
+                cancelled = await self._try_trading(slot, "cancel open orders", trading.cancel_all, errors)
+                if flatten:
+                    flattened = await self._try_trading(slot, "flatten positions", trading.flatten, errors)
+            finally:
+                await trading.close()
+        except Exception as exc:
+            errors.append(f"{record.name}: emergency cancel failed: {self._describe(exc)}")
+        finally:
+            await venues.close()
+        log.warning(
+            "emergency stop of %s (engine not running): %d order(s) cancelled, %d position(s) closed",
+            record.name,
+            cancelled,
+            flattened,
+        )
+        return cancelled, flattened
 
     async def _try_trading(
         self, slot: _Slot, what: str, call: Callable[[], Awaitable[int]], errors: list[str]

@@ -29,7 +29,7 @@ from cts_desktop.domain.engine import (
 )
 from cts_desktop.domain.enums import Actor, EngineState, TradingMode
 from cts_desktop.domain.market import MarketType, OrderRequest, OrderSide, OrderType, PositionSide
-from cts_desktop.domain.orders import OrderStatus, RiskDecision
+from cts_desktop.domain.orders import OrderIntent, OrderStatus, RiskDecision
 from cts_desktop.engine.connection_engine import EngineOptions
 from cts_desktop.engine.connections import ConnectionDraft, ConnectionService
 from cts_desktop.engine.coordinator import (
@@ -46,8 +46,10 @@ from cts_desktop.engine.events import (
     Event,
     EventBus,
 )
+from cts_desktop.engine.execution_component import ExecutionTradingComponent
 from cts_desktop.engine.lifecycle import EngineStatus, Lifecycle, derive_global_state
 from cts_desktop.engine.market_bus import MarketBus
+from cts_desktop.engine.orders import OrderExecutor
 from cts_desktop.engine.settings_service import SettingsService
 from cts_desktop.engine.trading_component import TradingComponent, TradingContext, VenueTradingComponent
 from cts_desktop.engine.venues import VenueFactory, paper_account_id
@@ -846,3 +848,52 @@ async def test_a_stopped_connection_still_shows_its_open_orders_from_the_databas
     assert (order.client_order_id, order.status) == ("ctsleftover1", OrderStatus.PENDING_CREATE)
     assert [o.client_order_id for o in await coordinator.open_orders()] == ["ctsleftover1"]
     assert await coordinator.open_positions(cid) == []
+
+
+@pytest.mark.asyncio
+async def test_emergency_stop_cancels_orders_a_stopped_engine_left_open(h: Harness) -> None:
+    """The engine is not running, but an order it placed still rests on the (persisted paper)
+    venue: the emergency stop brings the venue up just to cancel it."""
+    cid = await h.desk("Left open")
+    coordinator = h.coordinator(trading_factory=ExecutionTradingComponent.factory())
+    await coordinator.restore()
+    record = await h.connections.get(cid)
+    factory = VenueFactory(
+        database=h.database,
+        redactor=Redactor(),
+        credentials=lambda _cid: asyncio.sleep(0, None),
+        simulated=SimulatedExchange(seed=11, tick_interval_ms=100),
+        public_venue=h.public_venue,
+    )
+    venues = await factory(record, TradingMode.PAPER)
+    try:
+        await venues.trading.load_markets()
+        ticker = await venues.trading.fetch_ticker("BTC/USDT")
+        executor = OrderExecutor(cid, venues.trading, OrderRepository(h.database), allow_everything)
+        resting = await executor.submit(limit_buy(cid, ticker.last * 0.5))  # far below: it rests
+        assert resting.status is OrderStatus.OPEN
+    finally:
+        await venues.close()
+
+    report = await coordinator.emergency_stop()
+    assert report.cancelled_orders == 1 and report.errors == []
+    assert await coordinator.open_orders(cid) == []
+    stored = await OrderRepository(h.database).get_by_client_id(resting.client_order_id)
+    assert stored is not None and stored.status is OrderStatus.CANCELLED
+
+
+async def allow_everything(_intent: OrderIntent) -> RiskDecision:
+    return RiskDecision.ok()
+
+
+def limit_buy(connection_id: str, price: float) -> OrderIntent:
+    return OrderIntent(
+        connection_id=connection_id,
+        symbol="BTC/USDT",
+        side=OrderSide.BUY,
+        type=OrderType.LIMIT,
+        amount=0.001,
+        reference_price=price * 2,
+        mode=TradingMode.PAPER,
+        price=round(price, 1),
+    )
