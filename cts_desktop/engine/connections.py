@@ -11,7 +11,7 @@ from __future__ import annotations
 import builtins
 import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,7 +70,8 @@ EDITABLE_FIELDS = RESTART_FIELDS | {"name", "live_volume_factor", "preset_volume
 # Product requirement: Bybit X03 and BingX X01 exist from the first start (templates in the catalogue).
 # The "Simulated market" connection joins them so that, with no account and no network, there is
 # still an engine that runs (paper only, on the seeded simulated market).
-PREDEFINED_EXCHANGES = ("bybit", "bingx", "simulated")
+SIMULATED = "simulated"
+PREDEFINED_EXCHANGES = ("bybit", "bingx", SIMULATED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,10 +192,28 @@ class ConnectionService:
 
         They are enabled and paper-only; a user who later deletes them does not get them back.
         """
-        if await self._repository.list():
+        existing = await self._repository.list()
+        if existing:
+            return await self._ensure_builtin(existing)
+        return await self._create_predefined(PREDEFINED_EXCHANGES, "predefined on first start")
+
+    async def _ensure_builtin(
+        self, existing: builtins.list[ConnectionRecord]
+    ) -> builtins.list[ConnectionRecord]:
+        """A database from before the Simulated market existed gets it once (so the offline app has
+        an engine); one the user deleted is not brought back (the audit log remembers)."""
+        if any(record.exchange == SIMULATED for record in existing):
             return []
+        deleted = await self._audit.recent(10_000, action="connection.delete")
+        if any((entry.before or {}).get("exchange") == SIMULATED for entry in deleted):
+            return []
+        return await self._create_predefined((SIMULATED,), "built-in connection added on upgrade")
+
+    async def _create_predefined(
+        self, exchanges: Iterable[str], reason: str
+    ) -> builtins.list[ConnectionRecord]:
         created = []
-        for exchange in PREDEFINED_EXCHANGES:
+        for exchange in exchanges:
             template = EXCHANGES[exchange].template
             assert template is not None, f"the catalogue has no template for {exchange}"
             settings = dict(
@@ -215,7 +234,7 @@ class ConnectionService:
                 is_predefined=True,
                 settings=settings,
             )
-            await self._record(Actor.SYSTEM, "connection.create", record, reason="predefined on first start")
+            await self._record(Actor.SYSTEM, "connection.create", record, reason=reason)
             created.append(record)
         return created
 

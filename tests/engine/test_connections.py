@@ -71,6 +71,25 @@ async def test_predefined_connections_exist_from_the_first_start_only(database: 
 
 
 @pytest.mark.asyncio
+async def test_an_older_database_gets_the_simulated_market_once(database: Database) -> None:
+    """A database from before the built-in connection existed gets it on the next start; once the
+    user deletes it, it stays deleted."""
+    service, _ = _service(database, NO_KEYRING)
+    await service.create(ConnectionDraft(name="My Bybit", exchange="bybit"))
+    (added,) = await service.ensure_predefined()
+    assert (added.name, added.exchange, added.is_enabled, added.is_predefined) == (
+        "Simulated market",
+        "simulated",
+        True,
+        True,
+    )
+    assert await service.ensure_predefined() == []
+    await service.delete(added.id)
+    assert await service.ensure_predefined() == []
+    assert [c.name for c in await service.list()] == ["My Bybit"]
+
+
+@pytest.mark.asyncio
 async def test_the_simulated_market_is_paper_only_needs_no_key_and_cannot_be_added_again(
     database: Database,
 ) -> None:

@@ -221,7 +221,7 @@ async def add_via_dialog(
 async def test_the_table_lists_connections_with_flags_and_status(harness: Harness) -> None:
     service = harness.service()
     await service.create(ConnectionDraft(name="Binance main", exchange="binance", is_testnet=True))
-    await service.ensure_predefined()  # no-op: connections exist already
+    await service.ensure_predefined()  # connections exist: only the built-in Simulated market joins
     panel = await harness.panel(service)
 
     assert [panel.model.headerData(c, Qt.Orientation.Horizontal) for c in range(8)] == [
@@ -234,7 +234,7 @@ async def test_the_table_lists_connections_with_flags_and_status(harness: Harnes
         "Preset",
         "Status",
     ]
-    assert names(panel) == ["Binance main"]
+    assert names(panel) == ["Binance main", "Simulated market"]
     row = [cell(panel, "Binance main", c) for c in (EXCHANGE, API_TYPE, TESTNET, ENABLED, LIVE, PRESET)]
     assert row == ["Binance", "Perpetual futures", "yes", "no", "no", "no"]
     assert cell(panel, "Binance main", STATUS) == NO_API_KEY  # no keyring: nothing can be stored

@@ -65,8 +65,8 @@ class AuditRepository:
         async with self._database.engine.begin() as connection:
             await connection.execute(insert(AuditLog), [values])
 
-    async def recent(self, limit: int = 100) -> list[AuditEntry]:
-        """The newest ``limit`` entries, newest first."""
+    async def recent(self, limit: int = 100, *, action: str | None = None) -> list[AuditEntry]:
+        """The newest ``limit`` entries (of one ``action``, if given), newest first."""
         statement = (
             select(
                 AuditLog.id,
@@ -83,6 +83,8 @@ class AuditRepository:
             .order_by(AuditLog.at.desc(), AuditLog.id.desc())
             .limit(limit)
         )
+        if action is not None:
+            statement = statement.where(AuditLog.action == action)
         async with self._database.engine.connect() as connection:
             result = await connection.execute(statement)
             return [AuditEntry(**row._asdict()) for row in result]
