@@ -23,7 +23,13 @@ from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QTabWidget, QToo
 from cts_desktop.domain.enums import EngineState, TradingMode
 from cts_desktop.engine.connection_test import ConnectionTester
 from cts_desktop.engine.connections import ConnectionService
-from cts_desktop.engine.events import CircuitBreakerTripped, EngineStateChanged, EventBus, OrderRefused
+from cts_desktop.engine.events import (
+    CircuitBreakerTripped,
+    EngineSnapshotChanged,
+    EngineStateChanged,
+    EventBus,
+    OrderRefused,
+)
 from cts_desktop.engine.market_bus import MarketBus
 from cts_desktop.storage.secrets import KeyringStatus
 from cts_desktop.ui.banner import Banner
@@ -42,6 +48,8 @@ from cts_desktop.ui.panels.table_panel import TablePanel
 from cts_desktop.ui.theme import MODE_STYLES
 
 log = logging.getLogger(__name__)
+
+_UP_STATES = frozenset({EngineState.STARTING, EngineState.RUNNING, EngineState.PAUSED, EngineState.STOPPING})
 
 #: Bump when docks are added, removed or renamed: an older saved state is then ignored.
 LAYOUT_VERSION: Final = 1
@@ -369,6 +377,8 @@ class MainWindow(QMainWindow):
     def _on_event(self, event: object) -> None:
         if isinstance(event, EngineStateChanged) and event.connection_id is None:
             self.set_engine_state(event.new, event.reason)
+        elif isinstance(event, EngineSnapshotChanged):
+            self._refresh_mode()
         elif isinstance(event, OrderRefused):
             decision = event.decision
             self.statusBar().showMessage(
@@ -381,6 +391,16 @@ class MainWindow(QMainWindow):
                 f"Circuit breaker '{event.breaker}' tripped on {self._connection_name(event.connection_id)}: "
                 f"{event.reason}"
             )
+
+    def _refresh_mode(self) -> None:
+        """LIVE as soon as any engine that is up trades live; PAPER only when none does."""
+        if self.coordinator is None:
+            return
+        live = any(
+            snap.mode is TradingMode.LIVE and snap.state in _UP_STATES
+            for snap in self.coordinator.snapshots()
+        )
+        self.set_mode(TradingMode.LIVE if live else TradingMode.PAPER)
 
     def _connection_name(self, connection_id: str) -> str:
         if self.coordinator is not None:

@@ -412,6 +412,22 @@ async def test_with_a_coordinator_the_engine_positions_and_orders_docks_are_live
 
 
 @pytest.mark.asyncio
+async def test_the_status_bar_says_live_while_any_live_engine_is_up(
+    make_window: WindowFactory, bus: EventBus
+) -> None:
+    coordinator = FakeCoordinator(bus)
+    coordinator.add("c1", "Binance main", state=EngineState.RUNNING)
+    coordinator.add("c2", "Bybit live", state=EngineState.IDLE, mode=TradingMode.LIVE)
+    window = make_window(coordinator=coordinator)
+    assert label(window, "status_mode").text() == "PAPER"  # a live connection that is not up
+    coordinator.add("c2", "Bybit live", state=EngineState.RUNNING, mode=TradingMode.LIVE, publish=True)
+    await wait_for(lambda: label(window, "status_mode").text() == "LIVE")
+    assert window.windowTitle() == "cts-desktop — LIVE"
+    await coordinator.stop("c2")
+    await wait_for(lambda: label(window, "status_mode").text() == "PAPER")
+
+
+@pytest.mark.asyncio
 async def test_a_tripped_circuit_breaker_stays_on_the_banner_until_dismissed(
     make_window: WindowFactory, bus: EventBus, qtbot: QtBot
 ) -> None:
