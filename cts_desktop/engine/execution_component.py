@@ -234,7 +234,15 @@ class ExecutionTradingComponent:
         market = await self._market(intent.symbol)
         if market is None:
             return RiskDecision.refuse("market", f"{intent.symbol} is not a market of {self._record.name}")
+        account = replace(account, open_positions=await self._open_positions_everywhere(account))
         return self.gate.check(intent, account, market, self._limits())
+
+    async def _open_positions_everywhere(self, account: AccountState) -> int:
+        """``risk.max_open_positions`` is one limit for the whole desk: the open positions of every
+        connection trading in this mode (each connection, symbol and side once), or this venue's
+        own count if that is higher (positions the database does not know yet)."""
+        stored = await self.repository.open_positions(mode=self._mode)
+        return max(account.open_positions, len({(p.connection_id, p.symbol, p.side) for p in stored}))
 
     def _limits(self) -> RiskLimits:
         return RiskLimits.from_settings(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from cts_desktop.storage.repositories import ConnectionRepository
 from cts_desktop.storage.repositories.account_marks import AccountMarksRepository
 from cts_desktop.storage.repositories.audit import AuditRepository
 from cts_desktop.storage.repositories.connections import ConnectionRecord
+from cts_desktop.storage.repositories.orders import OrderRepository
 from cts_desktop.storage.repositories.paper import PaperRepository
 from tests.engine.pseudo.test_stats import closed
 
@@ -207,3 +209,25 @@ async def test_each_promotion_is_audited_with_its_set_and_reason(loop: Loop) -> 
     (promotion,) = [e for e in entries if e.action == "pseudo.promote"]
     assert promotion.entity_id == loop.pipeline.registry.describe(set_index)
     assert promotion.connection_id == loop.record.id and promotion.reason.startswith("base → main promoted")
+
+
+@pytest.mark.asyncio
+async def test_max_open_positions_counts_every_connection_of_the_same_mode(loop: Loop) -> None:
+    loop.settings["risk.max_open_positions"] = 1
+    other = await ConnectionRepository(loop.db).create(name="Other desk", exchange="bingx")
+    await OrderRepository(loop.db).create_position(
+        connection_id=other.id,
+        symbol="ETH/USDT",
+        side=PositionSide.SHORT,
+        mode=TradingMode.PAPER,
+        entry_price=3_000.0,
+        quantity=1.0,
+        at=datetime.now(UTC),
+    )
+    component = loop.component()
+    await component.start()
+    loop.prove()
+    await component.cycle(accepting_new=True)
+    (refusal,) = [e for e in loop.events if isinstance(e, OrderRefused)]
+    assert refusal.decision.rule == "max_open_positions"
+    assert await component.open_positions() == []
