@@ -27,7 +27,7 @@ from dataclasses import replace
 from typing import Any
 
 from cts_desktop.domain.enums import Actor, TradingMode
-from cts_desktop.domain.market import MarketInfo
+from cts_desktop.domain.market import MarketInfo, MarketType
 from cts_desktop.domain.orders import OrderIntent, OrderView, PositionView, ReconcileDifference, RiskDecision
 from cts_desktop.domain.settings_schema import SPEC_BY_KEY
 from cts_desktop.engine.account_tracker import AccountTracker
@@ -39,6 +39,7 @@ from cts_desktop.engine.reconcile import Reconciler
 from cts_desktop.engine.risk import AccountState, RiskGate, RiskLimits, connection_max_leverage
 from cts_desktop.engine.sizing import SizingRefusal, size_order_from_settings, volume_factor_for
 from cts_desktop.engine.trading_component import TradingActionError, TradingContext
+from cts_desktop.exchanges.errors import ExchangeError
 from cts_desktop.storage.repositories.account_marks import AccountMarksRepository
 from cts_desktop.storage.repositories.audit import AuditRepository
 from cts_desktop.storage.repositories.connections import ConnectionRecord
@@ -111,6 +112,7 @@ class ExecutionTradingComponent:
         if context.pipeline is not None and self.selector is not None:
             context.pipeline.on_decisions(self.selector.on_outcome)
             context.pipeline.on_decisions(lambda outcome: self._decisions.extend(outcome.decisions))
+        self._leverage: dict[str, float] = {}  # symbol → leverage set on the venue this session
         self._holding: dict[int, str] = {}  # set index → client order id of its entry
         self._cooling: dict[int, float] = {}  # set index → monotonic time it may try again
         self._next_poll = 0.0
@@ -306,6 +308,7 @@ class ExecutionTradingComponent:
             position_cost_pct=float(values["main.position_cost_pct"]),
             hedged=self._record.position_mode == "hedge",
         )
+        await self._ensure_leverage(market, sized.leverage)
         try:
             order = await self.executor.submit(intent, actor=Actor.SYSTEM)
         except OrderRefusedError:
@@ -356,6 +359,22 @@ class ExecutionTradingComponent:
                 del self._holding[set_index]
                 if self.selector is not None:
                     self.selector.release(set_index)
+
+    async def _ensure_leverage(self, market: MarketInfo, leverage: float) -> None:
+        """Set the sized leverage on the venue before the first entry of a symbol (and when it
+        changes), so the margin and liquidation price the exchange applies match what was sized.
+        A refusal is logged and the order still goes: its size does not depend on the leverage,
+        only the margin the exchange takes, which the risk gate already bounded."""
+        if market.type is MarketType.SPOT or self._leverage.get(market.symbol) == leverage:
+            return
+        try:
+            await self._venue.set_leverage(market.symbol, leverage)
+        except ExchangeError as exc:
+            log.warning(
+                "%s: could not set %g× leverage on %s: %s", self._record.name, leverage, market.symbol, exc
+            )
+            return
+        self._leverage[market.symbol] = leverage
 
     async def _price(self, symbol: str) -> float:
         """The price the venue matches at: the paper venue's last matched price when it has one

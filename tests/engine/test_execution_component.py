@@ -134,6 +134,8 @@ async def test_a_proven_set_becomes_one_sized_filled_paper_position_with_tp_and_
     assert position.contracts == pytest.approx(0.01666)
     assert position.take_profit == pytest.approx(60_000 + 4 * 60.0)  # 4 steps of 0.1 %
     assert position.stop_loss == pytest.approx(60_000 - 4 * 60.0)  # SL ratio 1.0
+    (venue_position,) = await loop.paper.fetch_positions([SYMBOL])
+    assert venue_position.leverage == 100  # set on the venue before the entry, as sized
     # The same set (and any other on BTC long) holds one position at a time.
     loop.prove()
     await component.cycle(accepting_new=True)
