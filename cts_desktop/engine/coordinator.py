@@ -531,6 +531,25 @@ class Coordinator:
                 log.warning("%s of %s unavailable: %s", what, slot.record.name, exc)
         return result
 
+    async def cancel_order(
+        self, connection_id: str, client_order_id: str, *, actor: Actor = Actor.USER
+    ) -> OrderView:
+        """Cancel one open order of a running engine (the Orders dock), audited with its actor."""
+        engine = self._running_engine(connection_id)
+        assert engine.trading is not None
+        order = await engine.trading.cancel_order(client_order_id)
+        await self._audit.record(
+            actor=actor.value,
+            action="order.cancel",
+            entity_type="order",
+            entity_id=client_order_id,
+            connection_id=connection_id,
+            reason="cancelled by hand",
+            after={"status": order.status.value, "symbol": order.symbol},
+        )
+        self._bus.publish(OrdersChanged(connection_id=connection_id))
+        return order
+
     async def reconcile(self, connection_id: str) -> list[ReconcileDifference]:
         """Compare the connection's records with its venue; unambiguous differences are applied,
         the others are returned for the user to confirm."""

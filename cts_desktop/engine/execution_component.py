@@ -172,6 +172,12 @@ class ExecutionTradingComponent:
             )
         return cancelled
 
+    async def cancel_order(self, client_order_id: str) -> OrderView:
+        order = await self.repository.get_by_client_id(client_order_id)
+        if order is None or order.connection_id != self._record.id:
+            raise LookupError(f"no order {client_order_id} on {self._record.name}")
+        return await self.executor.cancel(client_order_id)
+
     async def flatten(self) -> int:
         orders = await self.executor.flatten_positions(actor=Actor.USER)
         failed = [o for o in orders if o.status.is_final and o.status.value != "filled"]

@@ -88,6 +88,11 @@ class TradingComponent(Protocol):
         :class:`TradingActionError` when only some could be)."""
         ...
 
+    async def cancel_order(self, client_order_id: str) -> OrderView:
+        """Cancel one open order (the Orders dock); returns it as it ended (cancelled, or filled
+        if it filled first). ``LookupError`` when this connection has no such open order."""
+        ...
+
     async def flatten(self) -> int:
         """Close every open position with reduce-only market orders; return how many were closed
         (raise :class:`TradingActionError` when only some could be)."""
@@ -246,6 +251,14 @@ class VenueTradingComponent:
         if errors:
             raise TradingActionError(cancelled, f"{len(errors)} order(s) not cancelled: " + "; ".join(errors))
         return cancelled
+
+    async def cancel_order(self, client_order_id: str) -> OrderView:
+        for order in await self._venue.fetch_open_orders():
+            if order.client_order_id == client_order_id:
+                cancelled = await self._venue.cancel_order(order.id, order.symbol)
+                await self._refresh(force=True)
+                return order_view(cancelled, self._connection_id, self._mode)
+        raise LookupError(f"no open order {client_order_id} on {self._context.connection.name}")
 
     async def flatten(self) -> int:
         closed = 0

@@ -897,3 +897,26 @@ def limit_buy(connection_id: str, price: float) -> OrderIntent:
         mode=TradingMode.PAPER,
         price=round(price, 1),
     )
+
+
+@pytest.mark.asyncio
+async def test_one_order_is_cancelled_by_hand_through_the_coordinator_and_audited(h: Harness) -> None:
+    cid = await h.desk("Manual")
+    coordinator = h.coordinator(trading_factory=ExecutionTradingComponent.factory())
+    await coordinator.restore()
+    with pytest.raises(EngineNotRunningError):
+        await coordinator.cancel_order(cid, "ctsnothing")
+    await coordinator.start(cid)
+    engine = coordinator.engine(cid)
+    assert engine is not None and isinstance(engine.trading, ExecutionTradingComponent)
+    ticker = await engine.venues.trading.fetch_ticker("BTC/USDT")
+    resting = await engine.trading.executor.submit(limit_buy(cid, ticker.last * 0.5))
+    assert [o.client_order_id for o in await coordinator.open_orders(cid)] == [resting.client_order_id]
+
+    cancelled = await coordinator.cancel_order(cid, resting.client_order_id)
+    assert cancelled.status is OrderStatus.CANCELLED
+    assert await coordinator.open_orders(cid) == []
+    (entry,) = [e for e in await h.audit.recent(100) if e.action == "order.cancel"]
+    assert (entry.actor, entry.entity_id, entry.connection_id) == ("user", resting.client_order_id, cid)
+    with pytest.raises(LookupError):
+        await coordinator.cancel_order(cid, "ctsunknown")

@@ -34,7 +34,7 @@ from cts_desktop.domain.engine import (
     is_legal,
 )
 from cts_desktop.domain.enums import Actor, EngineState, TradingMode
-from cts_desktop.domain.orders import OrderView, PositionView, ReconcileDifference
+from cts_desktop.domain.orders import OrderStatus, OrderView, PositionView, ReconcileDifference
 from cts_desktop.engine.events import (
     EngineSnapshotChanged,
     EngineStateChanged,
@@ -230,6 +230,25 @@ class FakeCoordinator:
         self._raise_planned("open_orders")
         await asyncio.sleep(0)
         return [o for o in self.orders if connection_id in (None, o.connection_id)]
+
+    async def cancel_order(
+        self, connection_id: str, client_order_id: str, *, actor: Actor = Actor.USER
+    ) -> OrderView:
+        self._record("cancel_order", connection_id, actor, client_order_id=client_order_id)
+        self._raise_planned("cancel_order")
+        await asyncio.sleep(self.step_delay_s)
+        order = next(
+            (
+                o
+                for o in self.orders
+                if (o.connection_id, o.client_order_id) == (connection_id, client_order_id)
+            ),
+            None,
+        )
+        if order is None:
+            raise LookupError(f"no open order {client_order_id}")
+        self.set_orders([o for o in self.orders if o is not order])
+        return dataclasses.replace(order, status=OrderStatus.CANCELLED)
 
     async def open_positions(self, connection_id: str | None = None) -> list[PositionView]:
         self.read_counts["open_positions"] += 1

@@ -18,7 +18,7 @@ import shiboken6
 from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtWidgets import QApplication
 
-from cts_desktop.domain.enums import TradingMode
+from cts_desktop.domain.enums import Actor, TradingMode
 from cts_desktop.domain.market import OrderSide, OrderType, PositionSide
 from cts_desktop.domain.orders import OrderStatus, OrderView, PositionView
 from cts_desktop.engine.events import EventBus, OrdersChanged
@@ -332,3 +332,37 @@ def test_merging_removes_in_blocks_updates_once_and_appends_new_rows(qapp: QAppl
     model.replace_rows(model.rows())  # nothing changed: no signal at all
     assert signals.changed == [(2, 2)] and signals.inserted == [(4, 5)]
     assert not model.index(99, 0).isValid() and model.data(QModelIndex()) is None
+
+
+@pytest.mark.asyncio
+async def test_the_selected_order_is_cancelled_through_the_coordinator_as_the_user(
+    coordinator: FakeCoordinator, make_panel: Callable[[type[LiveTablePanel]], Any]
+) -> None:
+    coordinator.orders = [order("o1"), order("o2")]
+    panel: OrdersPanel = make_panel(OrdersPanel)
+    await wait_for(lambda: panel.model.rowCount() == 2)
+    assert not panel.cancel_button.isEnabled()  # nothing selected
+    panel.view.selectRow(0)
+    assert panel.cancel_button.isEnabled()
+    target = panel.selected_order()
+    assert target is not None
+    ended: list[OrderView] = []
+    panel.cancelled.connect(ended.append)
+
+    panel.cancel_button.click()
+    await wait_for(lambda: len(ended) == 1)
+    (call,) = coordinator.calls_to("cancel_order")
+    assert (call.connection_id, call.actor, call.args) == (
+        target.connection_id,
+        Actor.USER,
+        {"client_order_id": target.client_order_id},
+    )
+    assert ended[0].status is OrderStatus.CANCELLED
+    await wait_for(lambda: panel.model.rowCount() == 1)
+
+    coordinator.failures["cancel_order"] = LookupError("no open order cts-o9")
+    panel.view.selectRow(0)
+    panel.cancel_button.click()
+    await wait_for(lambda: panel.error_label.isVisible())
+    assert "Could not cancel the order: no open order cts-o9" in panel.error_label.text()
+    assert panel.cancel_button.isEnabled()  # the user may try again
