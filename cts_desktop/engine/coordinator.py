@@ -343,13 +343,12 @@ class Coordinator:
         """Start every enabled connection whose engine may start; failures are logged per
         connection, never raised half-way."""
         self._check_open()
-        for record in await self._connections.list():
-            self._ensure_slot(record)
-        targets = [
-            slot.record.id
-            for slot in self._slots.values()
-            if slot.record.is_enabled and A.START in self._life.allowed(slot.record.id)
-        ]
+        # Decide on the records just read, not on the slots' copies: a connection-changed event
+        # may still be on its way to a slot (a connection enabled a moment ago).
+        records = await self._connections.list()
+        for record in records:
+            self._ensure_slot(record).record = record
+        targets = [r.id for r in records if r.is_enabled and A.START in self._life.allowed(r.id)]
         await self._each(targets, "start", lambda cid: self.start(cid, actor=actor))
 
     async def stop_all(self, *, actor: Actor = Actor.USER, reason: str = "") -> None:
@@ -902,7 +901,14 @@ class Coordinator:
         self._life.rename(cid, record.name)
         if not record.is_enabled and self._life.state(cid) in (S.STARTING, S.RUNNING, S.PAUSED, S.ERROR):
             async with self._life.lock(cid):
-                if A.STOP in self._life.allowed(cid):
+                # Read again under the lock: this event may be older than an "enabled" that
+                # followed it (events are handled in background tasks).
+                try:
+                    fresh = await self._connections.get(cid)
+                except LookupError:
+                    return  # deleted meanwhile: its own event stops the engine
+                slot.record = fresh
+                if not fresh.is_enabled and A.STOP in self._life.allowed(cid):
                     await self._stop_locked(slot, Actor.SYSTEM, "connection disabled")
         self._publish(slot)
 
