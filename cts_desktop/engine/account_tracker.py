@@ -47,6 +47,7 @@ class AccountTracker:
         *,
         quote: str = "USDT",
         clock: Callable[[], int] = _wall_clock_ms,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._connection_id = connection_id
         self._mode = mode
@@ -54,12 +55,18 @@ class AccountTracker:
         self._marks = marks
         self._quote = quote
         self._clock = clock
+        self._monotonic = monotonic
+        self._read_at = -math.inf
         self._mark: AccountMarkRecord | None = None
         self._loaded = False
         self.last: AccountState | None = None
 
-    async def refresh(self) -> AccountState:
-        """Read balance and positions, roll the day and peak marks, and return the state."""
+    async def refresh(self, *, max_age_s: float = 0.0) -> AccountState:
+        """Read balance and positions, roll the day and peak marks, and return the state; with
+        ``max_age_s``, a state read at most that long ago is returned without asking the venue."""
+        if max_age_s > 0 and self.last is not None and self._monotonic() - self._read_at <= max_age_s:
+            return self.last
+        self._read_at = self._monotonic()
         balances = await self._venue.fetch_balance()
         positions = [p for p in await self._venue.fetch_positions() if p.contracts > 0]
         balance = balances.get(self._quote)

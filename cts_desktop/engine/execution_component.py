@@ -22,13 +22,20 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import replace
 from typing import Any
 
 from cts_desktop.domain.enums import Actor, TradingMode
 from cts_desktop.domain.market import MarketInfo, MarketType
-from cts_desktop.domain.orders import OrderIntent, OrderView, PositionView, ReconcileDifference, RiskDecision
+from cts_desktop.domain.orders import (
+    OrderIntent,
+    OrderStatus,
+    OrderView,
+    PositionView,
+    ReconcileDifference,
+    RiskDecision,
+)
 from cts_desktop.domain.settings_schema import SPEC_BY_KEY
 from cts_desktop.engine.account_tracker import AccountTracker
 from cts_desktop.engine.events import OrderRefused
@@ -39,7 +46,7 @@ from cts_desktop.engine.reconcile import Reconciler
 from cts_desktop.engine.risk import AccountState, RiskGate, RiskLimits, connection_max_leverage
 from cts_desktop.engine.sizing import SizingRefusal, size_order_from_settings, volume_factor_for
 from cts_desktop.engine.trading_component import TradingActionError, TradingContext
-from cts_desktop.exchanges.errors import ExchangeError
+from cts_desktop.exchanges.errors import BadSymbolError, ExchangeError
 from cts_desktop.storage.repositories.account_marks import AccountMarksRepository
 from cts_desktop.storage.repositories.audit import AuditRepository
 from cts_desktop.storage.repositories.connections import ConnectionRecord
@@ -48,6 +55,7 @@ from cts_desktop.storage.repositories.orders import OrderRepository
 log = logging.getLogger(__name__)
 
 _AUDIT_BATCH = 200
+_SIZING_STATE_MAX_AGE_S = 1.0
 _AUDIT_ID_LENGTH = 64
 
 type LivePermission = Callable[[ConnectionRecord], Awaitable[RiskDecision]]
@@ -113,7 +121,6 @@ class ExecutionTradingComponent:
             context.pipeline.on_decisions(self.selector.on_outcome)
             context.pipeline.on_decisions(lambda outcome: self._decisions.extend(outcome.decisions))
         self._leverage: dict[str, float] = {}  # symbol → leverage set on the venue this session
-        self._holding: dict[int, str] = {}  # set index → client order id of its entry
         self._cooling: dict[int, float] = {}  # set index → monotonic time it may try again
         self._next_poll = 0.0
         self.differences: list[ReconcileDifference] = []
@@ -180,7 +187,7 @@ class ExecutionTradingComponent:
 
     async def flatten(self) -> int:
         orders = await self.executor.flatten_positions(actor=Actor.USER)
-        failed = [o for o in orders if o.status.is_final and o.status.value != "filled"]
+        failed = [o for o in orders if o.status.is_final and o.status is not OrderStatus.FILLED]
         if failed:
             raise TradingActionError(
                 len(orders) - len(failed),
@@ -194,14 +201,8 @@ class ExecutionTradingComponent:
 
     async def open_positions(self) -> list[PositionView]:
         positions = await self.repository.open_positions(self._record.id)
-        marks: dict[str, float] = {}
-        last_price = getattr(self._venue, "last_price", None)
-        if callable(last_price):
-            for symbol in {p.symbol for p in positions}:
-                price = last_price(symbol)
-                if isinstance(price, float):
-                    marks[symbol] = price
-        return await self.repository.position_views(self._record.id, marks)
+        marks = {p.symbol: price for p in positions if (price := self._last_matched(p.symbol)) is not None}
+        return [p.view(marks.get(p.symbol)) for p in positions]
 
     async def reconcile(self, apply: bool = True) -> list[ReconcileDifference]:
         self.differences = await self.reconciler.run(apply=apply)
@@ -211,7 +212,7 @@ class ExecutionTradingComponent:
         await self.reconciler.apply(difference)
 
     async def close(self) -> None:
-        self._holding.clear()
+        """Nothing to release: the executor, repositories and selector hold no connections."""
 
     def risk_view(self) -> tuple[AccountState, RiskLimits] | None:
         if self.account.last is None:
@@ -238,7 +239,9 @@ class ExecutionTradingComponent:
             permission = await self._live_permission(self._record)
             if not permission.allowed:
                 return permission
-        account = await self.account.refresh()
+        # An order of the open path was sized on a state read a moment ago: reuse it (one balance
+        # and positions request per order); anything else (flatten, protective orders) reads anew.
+        account = await self.account.refresh(max_age_s=_SIZING_STATE_MAX_AGE_S)
         market = await self._market(intent.symbol)
         if market is None:
             return RiskDecision.refuse("market", f"{intent.symbol} is not a market of {self._record.name}")
@@ -319,7 +322,7 @@ class ExecutionTradingComponent:
             order = await self.executor.submit(intent, actor=Actor.SYSTEM)
         except OrderRefusedError:
             return False  # logged and published by the executor, with the rule and the numbers
-        if order.status.is_final and order.status.value != "filled":
+        if order.status.is_final and order.status is not OrderStatus.FILLED:
             log.warning(
                 "%s: entry for %s ended %s: %s",
                 self._record.name,
@@ -329,8 +332,7 @@ class ExecutionTradingComponent:
             )
             return False
         if self.selector is not None:
-            self.selector.mark_holding(candidate.set_index)
-        self._holding[candidate.set_index] = order.client_order_id
+            self.selector.mark_holding(candidate.set_index, order.client_order_id)
         log.info(
             "%s: real entry %s %s %s (%s)",
             self._record.name,
@@ -343,28 +345,28 @@ class ExecutionTradingComponent:
 
     def _held_symbol_sides(self) -> set[tuple[str, int]]:
         """(symbol, direction) of every set holding a real position: one per pair at a time."""
-        if self._context.pipeline is None:
+        if self._context.pipeline is None or self.selector is None:
             return set()
         registry = self._context.pipeline.registry
         return {
             (location.key.symbol, location.key.direction)
-            for location in (registry.locate(set_index) for set_index in self._holding)
+            for location in (registry.locate(set_index) for set_index in self.selector.holding)
         }
 
     async def _release_closed(self) -> None:
         """Sets whose entry failed or whose position closed may trade again."""
-        for set_index, client_order_id in list(self._holding.items()):
+        if self.selector is None:
+            return
+        for set_index, client_order_id in self.selector.holding.items():
             order = await self.repository.get_by_client_id(client_order_id)
             if order is None:
                 continue
-            done = order.status.is_final and order.status.value != "filled"
+            done = order.status.is_final and order.status is not OrderStatus.FILLED
             if not done and order.real_position_id is not None:
                 position = await self.repository.get_position(order.real_position_id)
                 done = position is not None and not position.is_open
             if done:
-                del self._holding[set_index]
-                if self.selector is not None:
-                    self.selector.release(set_index)
+                self.selector.release(set_index)
 
     async def _ensure_leverage(self, market: MarketInfo, leverage: float) -> None:
         """Set the sized leverage on the venue before the first entry of a symbol (and when it
@@ -385,18 +387,39 @@ class ExecutionTradingComponent:
     async def _price(self, symbol: str) -> float:
         """The price the venue matches at: the paper venue's last matched price when it has one
         (the intent's slippage is measured against what the fill will see), else the ticker."""
+        price = self._last_matched(symbol)
+        return price if price is not None else (await self._venue.fetch_ticker(symbol)).last
+
+    def _last_matched(self, symbol: str) -> float | None:
+        """The paper venue's last matched price (it has no request cost); None on other venues."""
         last_price = getattr(self._venue, "last_price", None)
-        if callable(last_price):
-            price = last_price(symbol)
-            if isinstance(price, float):
-                return price
-        return (await self._venue.fetch_ticker(symbol)).last
+        price = last_price(symbol) if callable(last_price) else None
+        return price if isinstance(price, float) else None
 
     async def _market(self, symbol: str) -> MarketInfo | None:
         try:
             return self._venue.market(symbol)
-        except Exception:
+        except BadSymbolError:
             return None
 
-    def _settings(self) -> dict[str, Any]:
-        return {key: self._context.setting(key) for key in SPEC_BY_KEY}
+    def _settings(self) -> Mapping[str, Any]:
+        return _SettingsView(self._context.setting)
+
+
+class _SettingsView(Mapping[str, Any]):
+    """The current settings as the mapping ``RiskLimits``/sizing read, each key asked when read
+    (the order loop and the breakers read half a dozen keys, not all of the registry)."""
+
+    def __init__(self, setting: Callable[[str], Any]) -> None:
+        self._setting = setting
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in SPEC_BY_KEY:
+            raise KeyError(key)
+        return self._setting(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(SPEC_BY_KEY)
+
+    def __len__(self) -> int:
+        return len(SPEC_BY_KEY)

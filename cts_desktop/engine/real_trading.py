@@ -52,7 +52,7 @@ class RealSelector:
     def __init__(self, pipeline: PseudoPipeline) -> None:
         self._pipeline = pipeline
         self._main: set[int] = set()
-        self._holding: set[int] = set()
+        self._holding: dict[int, str] = {}  # set index → client order id of its real entry
 
     @property
     def main_sets(self) -> frozenset[int]:
@@ -68,17 +68,22 @@ class RealSelector:
             else:
                 self._main.discard(decision.set_index)
 
-    def mark_holding(self, set_index: int) -> None:
+    @property
+    def holding(self) -> dict[int, str]:
+        """Set index → client order id of the entry of every set that holds a real position."""
+        return dict(self._holding)
+
+    def mark_holding(self, set_index: int, client_order_id: str) -> None:
         """A real position (or its entry order) exists for this set: no second one."""
-        self._holding.add(set_index)
+        self._holding[set_index] = client_order_id
 
     def release(self, set_index: int) -> None:
         """The set's real position closed (or its entry failed): it may trade again."""
-        self._holding.discard(set_index)
+        self._holding.pop(set_index, None)
 
     def candidates(self) -> list[RealCandidate]:
         """Main sets without a real position that pass both remaining steps, oldest set first."""
-        waiting = sorted(self._main - self._holding)
+        waiting = sorted(self._main - self._holding.keys())
         if not waiting:
             return []
         pipeline = self._pipeline

@@ -55,6 +55,7 @@ async def test_marks_follow_equity_roll_daily_and_survive_a_restart(tmp_path: Pa
     assert (first.equity, first.day_start_equity, first.peak_equity) == (10_000.0, 10_000.0, 10_000.0)
     await paper.create_order(OrderRequest("BTC/USDT", OrderSide.BUY, OrderType.MARKET, 1.0, "e1"))
     await paper.on_price("BTC/USDT", 59_000.0, now[0])  # −1,000 unrealised, minus the entry fee
+    assert await tracker.refresh(max_age_s=60.0) is first  # read a moment ago: no new request
     down = await tracker.refresh()
     assert down.equity < 9_000.0 and down.day_start_equity == 10_000.0 and down.peak_equity == 10_000.0
     assert down.open_positions == 1 and down.position_notional["BTC/USDT"] > 0

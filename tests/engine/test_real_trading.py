@@ -74,7 +74,8 @@ def test_weak_sets_trailing_sets_and_held_sets_are_not_candidates() -> None:
         )
     )
     assert [c.set_index for c in selector.candidates()] == [start + plain]  # trailing is never sent
-    selector.mark_holding(start + plain)
+    selector.mark_holding(start + plain, "ctsentry1")
+    assert selector.holding == {start + plain: "ctsentry1"}
     assert selector.candidates() == []
     selector.release(start + plain)
     assert len(selector.candidates()) == 1
