@@ -400,7 +400,9 @@ class MainWindow(QMainWindow):
             snap.mode is TradingMode.LIVE and snap.state in _UP_STATES
             for snap in self.coordinator.snapshots()
         )
-        self.set_mode(TradingMode.LIVE if live else TradingMode.PAPER)
+        mode = TradingMode.LIVE if live else TradingMode.PAPER
+        if self._mode_label.text() != mode.value.upper():  # a snapshot arrives about once a second
+            self.set_mode(mode)
 
     def _connection_name(self, connection_id: str) -> str:
         if self.coordinator is not None:
