@@ -31,6 +31,7 @@ from cts_desktop.engine.live_guard import LiveConfirmation
 from cts_desktop.exchanges.catalog import EXCHANGES
 from cts_desktop.services import AppServices, build_services
 from cts_desktop.storage.database import HEAD_REVISION, DatabaseError
+from cts_desktop.ui.async_tasks import TaskRunner
 from cts_desktop.ui.dialogs.go_live_dialog import GoLiveDecision
 from cts_desktop.ui.log_handler import QtLogHandler
 from cts_desktop.ui.main_window import DOCK_TITLES, MainWindow
@@ -67,15 +68,13 @@ class GuiSession:
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
     shutdown_seconds: float | None = None
     _shutdown_task: asyncio.Task[None] | None = None
-    _live_tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _live_runner: TaskRunner = field(default_factory=lambda: TaskRunner("go-live confirmation"))
 
     def confirm_live(self, decision: object) -> None:
         """The go-live dialog's decision: verified again (checklist, confirmation, credentials)
         before the live flag is set; the outcome is shown in the status bar and the log."""
         if isinstance(decision, GoLiveDecision):
-            task = asyncio.ensure_future(self._confirm_live(decision))
-            self._live_tasks.add(task)
-            task.add_done_callback(self._live_tasks.discard)
+            self._live_runner.start(self._confirm_live(decision))
 
     async def _confirm_live(self, decision: GoLiveDecision) -> None:
         services = self.services
