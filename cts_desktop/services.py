@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from cts_desktop.domain.engine import GoLiveChecklist
+from cts_desktop.domain.engine import GoLiveChecklist, desk_mode
 from cts_desktop.domain.enums import EngineState, TradingMode
 from cts_desktop.engine.connection_test import ConnectionTester
 from cts_desktop.engine.connections import ConnectionService
@@ -63,9 +63,13 @@ class AppServices:
     tester: ConnectionTester
     coordinator: Coordinator
     live_arming: LiveArming
-    mode: TradingMode = TradingMode.PAPER
     startup_warnings: list[str] = field(default_factory=list)
     closed: bool = False
+
+    @property
+    def mode(self) -> TradingMode:
+        """PAPER, or LIVE while any live engine is up (what the status bar shows)."""
+        return desk_mode(self.coordinator.snapshots())
 
     @property
     def engine_state(self) -> EngineState:

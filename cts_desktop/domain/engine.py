@@ -7,6 +7,7 @@ buttons whose action is legal without asking the engine, and a test can enumerat
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -152,3 +153,13 @@ class GoLiveChecklist:
     @property
     def ready(self) -> bool:
         return all(item.passed is True for item in self.items)
+
+
+UP_STATES = frozenset({EngineState.STARTING, EngineState.RUNNING, EngineState.PAUSED, EngineState.STOPPING})
+"""States in which an engine holds its venue and may act on it."""
+
+
+def desk_mode(snapshots: Iterable[EngineSnapshot]) -> TradingMode:
+    """What the status bar says: LIVE as soon as any engine that is up trades live, else PAPER."""
+    live = any(s.mode is TradingMode.LIVE and s.state in UP_STATES for s in snapshots)
+    return TradingMode.LIVE if live else TradingMode.PAPER

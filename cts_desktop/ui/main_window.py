@@ -20,6 +20,7 @@ from PySide6.QtCore import QByteArray, QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QTabWidget, QToolBar, QWidget
 
+from cts_desktop.domain.engine import desk_mode
 from cts_desktop.domain.enums import EngineState, TradingMode
 from cts_desktop.engine.connection_test import ConnectionTester
 from cts_desktop.engine.connections import ConnectionService
@@ -48,8 +49,6 @@ from cts_desktop.ui.panels.table_panel import TablePanel
 from cts_desktop.ui.theme import MODE_STYLES
 
 log = logging.getLogger(__name__)
-
-_UP_STATES = frozenset({EngineState.STARTING, EngineState.RUNNING, EngineState.PAUSED, EngineState.STOPPING})
 
 #: Bump when docks are added, removed or renamed: an older saved state is then ignored.
 LAYOUT_VERSION: Final = 1
@@ -396,11 +395,7 @@ class MainWindow(QMainWindow):
         """LIVE as soon as any engine that is up trades live; PAPER only when none does."""
         if self.coordinator is None:
             return
-        live = any(
-            snap.mode is TradingMode.LIVE and snap.state in _UP_STATES
-            for snap in self.coordinator.snapshots()
-        )
-        mode = TradingMode.LIVE if live else TradingMode.PAPER
+        mode = desk_mode(self.coordinator.snapshots())
         if self._mode_label.text() != mode.value.upper():  # a snapshot arrives about once a second
             self.set_mode(mode)
 
