@@ -23,7 +23,7 @@ from PySide6.QtCore import QTimer, qVersion
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from cts_desktop import __version__
-from cts_desktop.domain.engine import HealthStatus
+from cts_desktop.domain.engine import EngineAction, HealthStatus
 from cts_desktop.domain.enums import EngineState
 from cts_desktop.domain.market import StreamStatus
 from cts_desktop.engine.coordinator import snapshot_as_dict
@@ -358,7 +358,8 @@ async def _start_simulated_engine(services: AppServices, warnings: list[str]) ->
     for record in await services.connections.list():
         spec = EXCHANGES.get(record.exchange)
         if spec is not None and spec.builtin and record.is_enabled:
-            await services.coordinator.start(record.id)
+            if EngineAction.START in services.coordinator.allowed(record.id):  # not auto-started already
+                await services.coordinator.start(record.id)
             return record.id
     warnings.append("no enabled Simulated market connection: the trade engine was not exercised")
     return None

@@ -179,7 +179,6 @@ def _run_headless(args: argparse.Namespace, db_url: str | None) -> int:
 async def _headless_main(
     db_url: str | None, *, replay: ReplayFeed | None, paper: bool, seconds: float | None
 ) -> int:
-    from cts_desktop.domain.enums import Actor
     from cts_desktop.logging_setup import LOG_FORMAT
     from cts_desktop.services import build_services
     from cts_desktop.storage.database import DatabaseError
@@ -200,9 +199,9 @@ async def _headless_main(
     coordinator = services.coordinator
 
     async def start_engines() -> None:
-        await services.start()
-        if not stop.is_set():
-            await coordinator.start_all(actor=Actor.USER)
+        # A headless run exists to run the engines: every enabled connection starts, as an
+        # auto-start (one start path, with its retries), whatever the setting says.
+        await services.start(auto_start=not stop.is_set())
         running = [
             f"{s.name} ({s.mode.value})" for s in coordinator.snapshots() if s.state.value == "running"
         ]

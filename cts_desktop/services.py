@@ -76,12 +76,12 @@ class AppServices:
         """The global engine state (the status bar's), owned by the coordinator."""
         return self.coordinator.global_state
 
-    async def start(self) -> None:
+    async def start(self, *, auto_start: bool | None = None) -> None:
         """Start the background parts (the market stream), then restore the engines: states left
-        running by a crash become stopped, and with ``engine.auto_start`` the enabled connections
-        start. The window may already be showing."""
+        running by a crash become stopped, and the enabled connections start when ``auto_start``
+        says so (None: the ``engine.auto_start`` setting). The window may already be showing."""
         await self.market.start()
-        await self.coordinator.restore()
+        await self.coordinator.restore(auto_start=auto_start)
 
     async def aclose(self) -> None:
         """Graceful shutdown: engines first (they use the market, the venues and the database),

@@ -57,6 +57,23 @@ def test_selftest_reports_a_healthy_application(tmp_path: Path) -> None:
     assert components["main"]["interval_ms"] == 100 and components["orders"]["interval_ms"] == 50
 
 
+@pytest.mark.asyncio
+async def test_selftest_with_auto_start_on_does_not_start_the_engine_twice(tmp_path: Path) -> None:
+    """With ``engine.auto_start`` the Simulated market engine is already running when the
+    self-test wants it; it must not ask for a second start (an illegal transition)."""
+    from cts_desktop.services import build_services
+
+    home = tmp_path / "home"
+    services = await build_services(console_logging=False, env={"CTS_DESKTOP_HOME": str(home)})
+    await services.settings.update({"engine.auto_start": True})
+    await services.aclose()
+    result = _selftest(home)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    states = {s["name"]: s["state"] for s in report["engine"]["snapshots"]}
+    assert states["Simulated market"] == "running" and report["errors"] == []
+
+
 def test_selftest_with_db_option_and_redacted_credentials(tmp_path: Path) -> None:
     other = tmp_path / "elsewhere" / "trading.db"
     result = _selftest(tmp_path / "home", "--db", str(other))

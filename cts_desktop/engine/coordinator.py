@@ -575,7 +575,7 @@ class Coordinator:
 
     # ------------------------------------------------------------------ lifecycle of the coordinator
 
-    async def restore(self) -> None:
+    async def restore(self, *, auto_start: bool | None = None) -> None:
         """At launch: know every connection and its persisted state, mark engines that were up
         when the application died as stopped ("application restarted"), then start the enabled
         connections when the setting ``engine.auto_start`` is on (actor auto_start)."""
@@ -608,7 +608,7 @@ class Coordinator:
         await self._life.refresh_global(reason="restored")
         for slot in self._slots.values():
             self._publish(slot)
-        if self._settings.get("engine.auto_start"):
+        if self._settings.get("engine.auto_start") if auto_start is None else auto_start:
             log.info("auto-start: starting the engines of all enabled connections")
             await self.start_all(actor=Actor.AUTO_START)
 
