@@ -155,11 +155,13 @@ class GoLiveChecklist:
         return all(item.passed is True for item in self.items)
 
 
-UP_STATES = frozenset({EngineState.STARTING, EngineState.RUNNING, EngineState.PAUSED, EngineState.STOPPING})
-"""States in which an engine holds its venue and may act on it."""
+RUNNING_STATES = frozenset({EngineState.STARTING, EngineState.RUNNING, EngineState.PAUSED})
+"""States of an engine that is up and not on its way down."""
+ACTIVE_STATES = RUNNING_STATES | {EngineState.STOPPING}
+"""States in which an engine holds its venue and may act on it (a stopping one still cancels)."""
 
 
 def desk_mode(snapshots: Iterable[EngineSnapshot]) -> TradingMode:
     """What the status bar says: LIVE as soon as any engine that is up trades live, else PAPER."""
-    live = any(s.mode is TradingMode.LIVE and s.state in UP_STATES for s in snapshots)
+    live = any(s.mode is TradingMode.LIVE and s.state in ACTIVE_STATES for s in snapshots)
     return TradingMode.LIVE if live else TradingMode.PAPER

@@ -71,6 +71,12 @@ class StreamStatus(StrEnum):
     STOPPED = "stopped"
 
 
+ALIVE_STREAM_STATUSES = frozenset({StreamStatus.LIVE, StreamStatus.POLLING})
+"""A stream that delivers prices (the REST fallback counts: it is slower, not lost)."""
+FAILING_STREAM_STATUSES = frozenset({StreamStatus.STALE, StreamStatus.RECONNECTING, StreamStatus.STOPPED})
+"""A stream that does not deliver prices."""
+
+
 @dataclass(frozen=True, slots=True)
 class MarketInfo:
     """Trading rules of one symbol; sizes are rounded to these before an order is sent (D13)."""

@@ -42,12 +42,12 @@ from typing import Any, ClassVar
 
 from cts_desktop.domain.engine import EngineAction
 from cts_desktop.domain.enums import Actor
-from cts_desktop.domain.market import StreamStatus
+from cts_desktop.domain.market import ALIVE_STREAM_STATUSES, StreamStatus
 from cts_desktop.domain.settings_schema import SPEC_BY_KEY
 from cts_desktop.engine.events import CircuitBreakerTripped
 from cts_desktop.engine.risk import AccountState, RiskLimits, daily_loss_pct, drawdown_pct, reached
 
-__all__ = ["ALIVE_STREAM_STATUSES", "BREAKER_ORDER", "Breaker", "BreakerSettings", "CircuitBreakers", "Trip"]
+__all__ = ["BREAKER_ORDER", "Breaker", "BreakerSettings", "CircuitBreakers", "Trip"]
 
 
 class Breaker(StrEnum):
@@ -59,8 +59,6 @@ class Breaker(StrEnum):
 
 BREAKER_ORDER: tuple[Breaker, ...] = tuple(Breaker)
 """When several hold at once, the first in this order is reported: money first, then data."""
-
-ALIVE_STREAM_STATUSES = frozenset({StreamStatus.LIVE, StreamStatus.POLLING})
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +81,11 @@ class Trip:
         )
 
 
-_SETTING_KEYS = ("risk.error_burst_count", "risk.error_burst_window_s", "risk.stream_lost_pause_s")
+BREAKER_SETTING_KEYS = (
+    "risk.error_burst_count",
+    "risk.error_burst_window_s",
+    "risk.stream_lost_pause_s",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +108,8 @@ class BreakerSettings:
     def from_settings(cls, values: Mapping[str, Any]) -> BreakerSettings:
         """Read and validate the three ``risk.*`` keys; a missing key takes its registry default."""
         read = {
-            key: SPEC_BY_KEY[key].validate(values.get(key, SPEC_BY_KEY[key].default)) for key in _SETTING_KEYS
+            key: SPEC_BY_KEY[key].validate(values.get(key, SPEC_BY_KEY[key].default))
+            for key in BREAKER_SETTING_KEYS
         }
         return cls(
             error_burst_count=int(read["risk.error_burst_count"]),

@@ -43,8 +43,8 @@ from typing import Any, Protocol
 
 from cts_desktop.domain.engine import ComponentHealth, HealthStatus
 from cts_desktop.domain.enums import TradingMode
-from cts_desktop.domain.market import StreamStatus, Ticker
-from cts_desktop.engine.circuit_breakers import ALIVE_STREAM_STATUSES, BreakerSettings, CircuitBreakers, Trip
+from cts_desktop.domain.market import ALIVE_STREAM_STATUSES, FAILING_STREAM_STATUSES, StreamStatus, Ticker
+from cts_desktop.engine.circuit_breakers import BreakerSettings, CircuitBreakers, Trip
 from cts_desktop.engine.events import EventBus
 from cts_desktop.engine.health import ComponentMonitor, overall_health, stream_health
 from cts_desktop.engine.market_bus import MarketBus
@@ -57,8 +57,8 @@ from cts_desktop.engine.trading_component import (
     VenueTradingComponent,
 )
 from cts_desktop.engine.venues import EngineVenues
-from cts_desktop.exchanges.backoff import BackoffPolicy
-from cts_desktop.exchanges.errors import ErrorKind, ExchangeError
+from cts_desktop.exchanges.backoff import BackoffPolicy, is_retryable
+from cts_desktop.exchanges.errors import ExchangeError
 from cts_desktop.exchanges.streams import DEFAULT_RECONNECT_POLICY, StreamKind, StreamSupervisor
 from cts_desktop.storage.database import Database
 from cts_desktop.storage.repositories.connections import ConnectionRecord
@@ -83,7 +83,6 @@ _INTERVAL_KEYS = {
     "preset": "system.preset_engine_interval_ms",
     "orders": "system.active_order_interval_ms",
 }
-_STREAM_FAILURES = frozenset({StreamStatus.STALE, StreamStatus.RECONNECTING, StreamStatus.STOPPED})
 
 
 class SettingsReader(Protocol):
@@ -175,7 +174,6 @@ class ConnectionEngine:
         self._stream_failures = 0
         self._stream_error = ""
         self.breakers = CircuitBreakers(record.id, BreakerSettings.from_settings(settings.values()))
-        self._stream_states: dict[str, StreamStatus] = {}
         self._paused = False
         self._started = False
         self._stopped = False
@@ -349,6 +347,10 @@ class ConnectionEngine:
         self._toggle("main", main, self._main_cycle)
         self._toggle("preset", preset, self._preset_cycle)
 
+    def apply_breaker_settings(self) -> None:
+        """New circuit-breaker thresholds (called on settings changes); recent errors are kept."""
+        self.breakers.update_settings(BreakerSettings.from_settings(self._settings.values()))
+
     # ------------------------------------------------------------------ health
 
     def components(self) -> tuple[ComponentHealth, ...]:
@@ -381,11 +383,15 @@ class ConnectionEngine:
 
     def _on_status(self, symbol: str, stream: StreamKind, status: StreamStatus, reason: str) -> None:
         self._feed.on_status(symbol, stream, status, reason)
-        if stream is StreamKind.TICKER:
-            self._stream_states[symbol] = status
-            down = [s for s in self._stream_states.values() if s not in ALIVE_STREAM_STATUSES]
+        if stream is StreamKind.TICKER and self._supervisor is not None:
+            # The supervisor has already recorded ``status``: judge all ticker streams together.
+            down = [
+                info.status
+                for info in self._supervisor.infos()
+                if info.stream is StreamKind.TICKER and info.status not in ALIVE_STREAM_STATUSES
+            ]
             self.breakers.stream_status(down[0] if down else StreamStatus.LIVE, time.time())
-        if status in _STREAM_FAILURES and not (status is StreamStatus.STOPPED and self._stopped):
+        if status in FAILING_STREAM_STATUSES and not (status is StreamStatus.STOPPED and self._stopped):
             self._stream_failures += 1
             self._stream_error = f"{symbol} {stream}: {status} {reason}".strip()
 
@@ -469,7 +475,9 @@ class ConnectionEngine:
                         _text(exc),
                         exc_info=not isinstance(exc, ExchangeError),
                     )
-                if not _transient(exc):
+                # Retryable venue errors (network, rate limit, exchange down) never end the engine:
+                # the venue is expected back, and health already shows the trouble.
+                if not is_retryable(exc):
                     broken += 1
                     if broken >= limit:
                         raise _ComponentFailed(
@@ -478,6 +486,7 @@ class ConnectionEngine:
             else:
                 monitor.end()
                 consecutive = broken = 0
+                self.breakers.record_success(time.time())
             await self._sleep((interval() or 0.0) / 1000.0)
 
     async def _main_cycle(self) -> None:
@@ -552,16 +561,6 @@ class _ComponentFailed(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-def _transient(error: BaseException) -> bool:
-    """Retryable venue errors (network, rate limit, exchange down) never end the engine: the
-    venue is expected to come back, and health already shows the trouble."""
-    return isinstance(error, ExchangeError) and error.kind in (
-        ErrorKind.NETWORK,
-        ErrorKind.RATE_LIMITED,
-        ErrorKind.EXCHANGE_DOWN,
-    )
 
 
 def _text(error: BaseException) -> str:

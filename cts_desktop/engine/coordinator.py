@@ -43,6 +43,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cts_desktop.domain.engine import (
+    ACTIVE_STATES,
+    RUNNING_STATES,
     ChecklistItem,
     EngineAction,
     EngineSnapshot,
@@ -52,7 +54,7 @@ from cts_desktop.domain.engine import (
 )
 from cts_desktop.domain.enums import Actor, EngineState, TradingMode
 from cts_desktop.domain.orders import OrderView, PositionView, ReconcileDifference, RiskDecision
-from cts_desktop.engine.circuit_breakers import Trip
+from cts_desktop.engine.circuit_breakers import BREAKER_SETTING_KEYS, Trip
 from cts_desktop.engine.connection_engine import (
     DEFAULT_ENGINE_OPTIONS,
     ConnectionEngine,
@@ -71,7 +73,7 @@ from cts_desktop.engine.events import (
     Unsubscribe,
 )
 from cts_desktop.engine.health import overall_health
-from cts_desktop.engine.lifecycle import ACTIVE_STATES, EngineStatus, Lifecycle
+from cts_desktop.engine.lifecycle import EngineStatus, Lifecycle
 from cts_desktop.engine.market_bus import MarketBus
 from cts_desktop.engine.settings_service import SettingsService
 from cts_desktop.engine.trading_component import (
@@ -112,7 +114,6 @@ A = EngineAction
 _ENGINE_TYPE_KEYS = frozenset(
     {"system.main_engine_enabled", "system.preset_engine_enabled", "system.trade_mode"}
 )
-_UP = frozenset({S.STARTING, S.RUNNING, S.PAUSED})
 """States in which a connection's engine counts as running for "restart required"."""
 
 DEFAULT_START_BACKOFF = BackoffPolicy(
@@ -175,7 +176,6 @@ class _Slot:
     job: _StartJob | None = None
     running_since: float | None = None
     auto_restarts: int = 0
-    mode: TradingMode = TradingMode.PAPER
 
 
 class Coordinator:
@@ -254,7 +254,7 @@ class Coordinator:
 
     def is_engine_running(self, connection_id: str) -> bool:
         """The probe ConnectionService uses to mark "restart required"."""
-        return connection_id in self._life and self._life.state(connection_id) in _UP
+        return connection_id in self._life and self._life.state(connection_id) in RUNNING_STATES
 
     def engine(self, connection_id: str) -> ConnectionEngine | None:
         """The running engine of a connection (None when it has none), for reports and tests."""
@@ -714,7 +714,7 @@ class Coordinator:
                     if slot.job is not job or self._life.state(cid) is not S.STARTING:
                         await engine.stop()
                         return
-                    slot.engine, slot.mode = engine, engine.mode
+                    slot.engine = engine
                     slot.running_since = self._clock()
                     try:
                         await self._life.move(
@@ -740,7 +740,6 @@ class Coordinator:
         record = await self._connections.get(slot.record.id)
         slot.record = record
         mode = self._mode_for(record)
-        slot.mode = mode
         if mode is TradingMode.LIVE:
             if not is_live_capable(record.exchange):
                 raise EngineRefusedError(
@@ -869,6 +868,11 @@ class Coordinator:
             self._publish(slot)
 
     def _on_setting_changed(self, event: SettingChanged) -> None:
+        if event.key in BREAKER_SETTING_KEYS:
+            for slot in self._slots.values():
+                if slot.engine is not None:
+                    slot.engine.apply_breaker_settings()
+            return
         if event.key not in _ENGINE_TYPE_KEYS:
             return
         for slot in self._slots.values():
@@ -938,7 +942,7 @@ class Coordinator:
     def _ensure_slot(self, record: ConnectionRecord, status: EngineStatus | None = None) -> _Slot:
         slot = self._slots.get(record.id)
         if slot is None:
-            slot = self._slots[record.id] = _Slot(record, mode=self._mode_for(record))
+            slot = self._slots[record.id] = _Slot(record)
             self._life.register(record.id, record.name, status)
         return slot
 
@@ -1055,13 +1059,13 @@ class Coordinator:
             name=record.name,
             exchange=record.exchange,
             state=status.state,
-            mode=engine.mode if engine is not None else slot.mode,
+            mode=engine.mode if engine is not None else self._mode_for(slot.record),
             reason=status.reason,
             started_at=status.started_at,
             uptime_s=self._clock() - slot.running_since if slot.running_since is not None else 0.0,
             health=overall_health(components) if engine is not None else HealthStatus.UNKNOWN,
             components=components,
-            restart_required=record.restart_required and status.state in _UP,
+            restart_required=record.restart_required and status.state in RUNNING_STATES,
             error_count=status.error_count,
             open_positions=engine.open_positions if engine is not None else 0,
             open_orders=engine.open_orders if engine is not None else 0,
@@ -1078,7 +1082,8 @@ class Coordinator:
         capable = is_live_capable(record.exchange)
         has_keys = await self._connections.has_credentials(record.id) if capable else False
         state = self._life.state(record.id)
-        paper_up = state in (S.RUNNING, S.PAUSED) and slot.mode is TradingMode.PAPER
+        engine = slot.engine
+        paper_up = state in (S.RUNNING, S.PAUSED) and engine is not None and engine.mode is TradingMode.PAPER
 
         def manual(key: str, label: str) -> ChecklistItem:
             return ChecklistItem(key, label, automatic=False, passed=True if key in ticked else None)

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from cts_desktop.domain.engine import ComponentHealth, HealthStatus
-from cts_desktop.domain.market import StreamStatus
+from cts_desktop.domain.market import ALIVE_STREAM_STATUSES, FAILING_STREAM_STATUSES
 from cts_desktop.exchanges.streams import StreamInfo
 
 __all__ = [
@@ -48,8 +48,6 @@ _SEVERITY = {
     HealthStatus.DEGRADED: 2,
     HealthStatus.UNHEALTHY: 3,
 }
-_ALIVE = frozenset({StreamStatus.LIVE, StreamStatus.POLLING})
-_FAILING = frozenset({StreamStatus.STALE, StreamStatus.RECONNECTING, StreamStatus.STOPPED})
 
 
 def classify(
@@ -165,8 +163,8 @@ def stream_health(
     """
     streams = list(infos)
     messages = sum(info.messages for info in streams)
-    alive = sum(1 for info in streams if info.status in _ALIVE)
-    failing = [info for info in streams if info.status in _FAILING]
+    alive = sum(1 for info in streams if info.status in ALIVE_STREAM_STATUSES)
+    failing = [info for info in streams if info.status in FAILING_STREAM_STATUSES]
     if failing and alive == 0:
         status = HealthStatus.UNHEALTHY
     elif failing:

@@ -35,10 +35,9 @@ from cts_desktop.storage.repositories.engine_state import EngineStateRepository
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ACTIVE_STATES", "EngineStatus", "Lifecycle", "derive_global_state"]
+__all__ = ["EngineStatus", "Lifecycle", "derive_global_state"]
 
 S = EngineState
-ACTIVE_STATES = frozenset({S.STARTING, S.RUNNING, S.PAUSED, S.STOPPING})
 """States in which an engine (or its start) may be holding tasks and venues."""
 
 _GLOBAL_PRECEDENCE = (S.RUNNING, S.STARTING, S.STOPPING, S.PAUSED, S.ERROR, S.STOPPED)
@@ -101,9 +100,6 @@ class Lifecycle:
 
     def __contains__(self, connection_id: object) -> bool:
         return connection_id in self._status
-
-    def connection_ids(self) -> list[str]:
-        return list(self._status)
 
     def status(self, connection_id: str) -> EngineStatus:
         try:

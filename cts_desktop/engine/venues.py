@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -185,10 +185,6 @@ class VenueFactory:
             lambda record: create_venue_for_connection(record, None, self._redactor)
         )
 
-    @property
-    def replay(self) -> ReplayFeed | None:
-        return self._replay
-
     async def __call__(self, record: ConnectionRecord, mode: TradingMode) -> EngineVenues:
         source = source_name(record)
         if mode is TradingMode.LIVE:
@@ -221,21 +217,13 @@ class VenueFactory:
         return self._public_venue(record), True, DEFAULT_STALE_AFTER_S
 
     def _account_settings(self, record: ConnectionRecord) -> AccountSettings:
+        """The template account with this connection's name, modes and id (other fields as given)."""
         base = self._paper_account
-        return AccountSettings(
-            starting_balance=base.starting_balance,
-            quote=base.quote,
+        return replace(
+            base,
             name=f"Paper {record.name}"[:100],
             position_mode=_enum(PositionMode, record.position_mode, base.position_mode),
             margin_mode=_enum(MarginMode, record.margin_mode, base.margin_mode),
-            maker_fee=base.maker_fee,
-            taker_fee=base.taker_fee,
-            slippage_bps=base.slippage_bps,
-            max_slippage_bps=base.max_slippage_bps,
-            volume_impact_bps=base.volume_impact_bps,
-            partial_fill_ratio=base.partial_fill_ratio,
-            volume_share=base.volume_share,
-            default_leverage=base.default_leverage,
             connection_id=record.id,
         )
 

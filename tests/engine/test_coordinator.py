@@ -920,3 +920,15 @@ async def test_one_order_is_cancelled_by_hand_through_the_coordinator_and_audite
     assert (entry.actor, entry.entity_id, entry.connection_id) == ("user", resting.client_order_id, cid)
     with pytest.raises(LookupError):
         await coordinator.cancel_order(cid, "ctsunknown")
+
+
+@pytest.mark.asyncio
+async def test_circuit_breaker_thresholds_follow_the_settings_while_running(h: Harness) -> None:
+    coordinator, (cid,) = await running(h, "Desk")
+    engine = coordinator.engine(cid)
+    assert engine is not None and engine.breakers.settings.error_burst_count == 5
+    await h.settings.update({"risk.error_burst_count": 9, "risk.stream_lost_pause_s": 120})
+    assert (engine.breakers.settings.error_burst_count, engine.breakers.settings.stream_lost_pause_s) == (
+        9,
+        120,
+    )
