@@ -46,7 +46,7 @@ from cts_desktop.domain.enums import TradingMode
 from cts_desktop.domain.market import ALIVE_STREAM_STATUSES, FAILING_STREAM_STATUSES, StreamStatus, Ticker
 from cts_desktop.engine.circuit_breakers import BreakerSettings, CircuitBreakers, Trip
 from cts_desktop.engine.events import EventBus
-from cts_desktop.engine.health import ComponentMonitor, overall_health, stream_health
+from cts_desktop.engine.health import ComponentMonitor, describe_error, overall_health, stream_health
 from cts_desktop.engine.market_bus import MarketBus
 from cts_desktop.engine.pseudo.pipeline import PseudoPipeline
 from cts_desktop.engine.symbol_universe import select_symbols
@@ -433,7 +433,9 @@ class ConnectionEngine:
             raise
         except Exception as exc:
             reason = (
-                exc.reason if isinstance(exc, _ComponentFailed) else f"the {name} task crashed: {_text(exc)}"
+                exc.reason
+                if isinstance(exc, _ComponentFailed)
+                else f"the {name} task crashed: {describe_error(exc)}"
             )
             log.error(
                 "engine %s: %s", self.record.name, reason, exc_info=not isinstance(exc, _ComponentFailed)
@@ -472,7 +474,7 @@ class ConnectionEngine:
                         self.record.name,
                         name,
                         consecutive,
-                        _text(exc),
+                        describe_error(exc),
                         exc_info=not isinstance(exc, ExchangeError),
                     )
                 # Retryable venue errors (network, rate limit, exchange down) never end the engine:
@@ -481,7 +483,7 @@ class ConnectionEngine:
                     broken += 1
                     if broken >= limit:
                         raise _ComponentFailed(
-                            f"the {name} loop failed {broken} cycles in a row: {_text(exc)}"
+                            f"the {name} loop failed {broken} cycles in a row: {describe_error(exc)}"
                         ) from exc
             else:
                 monitor.end()
@@ -534,7 +536,7 @@ class ConnectionEngine:
                 raise
             except Exception as exc:
                 monitor.end(exc)
-                log.debug("engine %s: health refresh failed: %s", self.record.name, _text(exc))
+                log.debug("engine %s: health refresh failed: %s", self.record.name, describe_error(exc))
             else:
                 monitor.end()
             self._check_breakers(trading)
@@ -561,12 +563,3 @@ class _ComponentFailed(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-def _text(error: BaseException) -> str:
-    text = str(error)
-    return (
-        f"{type(error).__name__}: {text}"
-        if text and not isinstance(error, ExchangeError)
-        else text or type(error).__name__
-    )

@@ -72,7 +72,7 @@ from cts_desktop.engine.events import (
     SettingChanged,
     Unsubscribe,
 )
-from cts_desktop.engine.health import overall_health
+from cts_desktop.engine.health import describe_error, overall_health
 from cts_desktop.engine.lifecycle import EngineStatus, Lifecycle
 from cts_desktop.engine.market_bus import MarketBus
 from cts_desktop.engine.settings_service import SettingsService
@@ -1039,10 +1039,7 @@ class Coordinator:
             return 0
 
     def _describe(self, error: BaseException) -> str:
-        if isinstance(error, ExchangeError | EngineRefusedError | NoSymbolsError | TradingActionError):
-            text = str(error)
-        else:
-            text = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+        text = describe_error(error, readable=(EngineRefusedError, NoSymbolsError, TradingActionError))
         return self._redactor.redact(text) if self._redactor is not None else text
 
     def _publish(self, slot: _Slot) -> None:

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable
 
 from cts_desktop.domain.engine import ComponentHealth, HealthStatus
 from cts_desktop.domain.market import ALIVE_STREAM_STATUSES, FAILING_STREAM_STATUSES
+from cts_desktop.exchanges.errors import ExchangeError
 from cts_desktop.exchanges.streams import StreamInfo
 
 __all__ = [
@@ -133,7 +134,7 @@ class ComponentMonitor:
         self.last_ms = duration_ms
         if error is not None:
             self.errors += 1
-            self.last_error = error if isinstance(error, str) else _describe(error)
+            self.last_error = error if isinstance(error, str) else describe_error(error)
 
     def health(self) -> ComponentHealth:
         interval = self._interval_ms()
@@ -186,6 +187,11 @@ def stream_health(
     )
 
 
-def _describe(error: BaseException) -> str:
+def describe_error(error: BaseException, *, readable: tuple[type[BaseException], ...] = ()) -> str:
+    """One line for a health report, a log or an engine's error reason. Our exchange errors (and
+    the ``readable`` types) are already sentences a trader can read; anything else gets its class
+    name, so "KeyError: 'x'" does not show as a bare "'x'"."""
     text = str(error)
+    if text and isinstance(error, (ExchangeError, *readable)):
+        return text
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
