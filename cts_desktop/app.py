@@ -10,7 +10,6 @@ import asyncio
 import logging
 import os
 import platform
-import signal
 import sys
 import time
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from cts_desktop.engine.coordinator import snapshot_as_dict
 from cts_desktop.engine.live_guard import LiveConfirmation
 from cts_desktop.exchanges.catalog import EXCHANGES
 from cts_desktop.services import AppServices, build_services
+from cts_desktop.shutdown_signals import install_shutdown_signals
 from cts_desktop.storage.database import HEAD_REVISION, DatabaseError
 from cts_desktop.ui.async_tasks import TaskRunner
 from cts_desktop.ui.dialogs.go_live_dialog import GoLiveDecision
@@ -161,50 +161,18 @@ def open_window(services: AppServices) -> GuiSession:
 
 def install_signal_handlers(session: GuiSession) -> Callable[[], None]:
     """SIGINT/SIGTERM run the graceful shutdown (the same path as closing the window); a second
-    signal forces the exit. Returns the function that removes the handlers.
+    signal forces the exit. Returns the function that removes the handlers."""
 
-    ``loop.add_signal_handler`` (the qasync loop is a selector loop on Unix) wakes the loop through
-    its self-pipe, so the handler runs on the loop even while Qt idles. Where it is unavailable
-    (Windows), Python's own handler is used, which only runs when the interpreter gets control:
-    a short no-op timer gives it that chance.
-    """
-    loop = asyncio.get_running_loop()
-    received = 0
-
-    def on_signal(signum: int) -> None:
-        nonlocal received
-        received += 1
-        name = signal.Signals(signum).name
-        if received > 1:
-            print(f"cts-desktop: second {name}: forcing the exit", file=sys.stderr, flush=True)
-            os._exit(128 + signum)
-        log.warning("%s received: shutting down gracefully (a second signal forces the exit)", name)
-        session.window.close()
-
-    signals = (signal.SIGINT, signal.SIGTERM)
-    try:
-        for sig in signals:
-            loop.add_signal_handler(sig, on_signal, int(sig))
-    except (NotImplementedError, RuntimeError, ValueError):
-        previous = {sig: signal.getsignal(sig) for sig in signals}
-        for sig in signals:
-            signal.signal(sig, lambda signum, _frame: loop.call_soon_threadsafe(on_signal, signum))
-        ticker = QTimer()
+    def keep_alive() -> Callable[[], None]:
+        ticker = QTimer()  # lets Python's own handler run while Qt idles (no loop handler)
         ticker.timeout.connect(lambda: None)
         ticker.start(200)
+        return ticker.stop
 
-        def restore_python_handlers() -> None:
-            ticker.stop()
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+    def close_window() -> None:
+        session.window.close()
 
-        return restore_python_handlers
-
-    def remove_loop_handlers() -> None:
-        for sig in signals:
-            loop.remove_signal_handler(sig)
-
-    return remove_loop_handlers
+    return install_shutdown_signals(close_window, log, keep_alive=keep_alive)
 
 
 async def _gui_main(db_url: str | None) -> str | None:

@@ -6,14 +6,13 @@ import argparse
 import asyncio
 import json
 import logging
-import os
-import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cts_desktop import __version__
+from cts_desktop.shutdown_signals import install_shutdown_signals
 
 if TYPE_CHECKING:
     from cts_desktop.domain.engine import EngineSnapshot
@@ -195,7 +194,7 @@ async def _headless_main(
     services.logging.add(console)  # behind the redaction filter, like every handler
     log = logging.getLogger("cts_desktop.headless")
     stop = asyncio.Event()
-    remove_handlers = _install_stop_signals(stop, log)
+    remove_handlers = install_shutdown_signals(stop.set, log)
     coordinator = services.coordinator
 
     async def start_engines() -> None:
@@ -235,37 +234,6 @@ async def _headless_main(
         remove_handlers()
     _print_summary(services, before)
     return 0
-
-
-def _install_stop_signals(stop: asyncio.Event, log: logging.Logger) -> Callable[[], None]:
-    """SIGINT/SIGTERM set ``stop`` (graceful shutdown); a second one exits at once."""
-    loop = asyncio.get_running_loop()
-    received = 0
-
-    def on_signal(signum: int) -> None:
-        nonlocal received
-        received += 1
-        name = signal.Signals(signum).name
-        if received > 1:
-            print(f"cts-desktop: second {name}: forcing the exit", file=sys.stderr, flush=True)
-            os._exit(128 + signum)
-        log.warning("%s received: shutting down gracefully (a second signal forces the exit)", name)
-        stop.set()
-
-    signals = (signal.SIGINT, signal.SIGTERM)
-    try:
-        for sig in signals:
-            loop.add_signal_handler(sig, on_signal, int(sig))
-    except NotImplementedError:  # Windows: Python-level handlers, run between bytecodes
-        for sig in signals:
-            signal.signal(sig, lambda signum, _frame: loop.call_soon_threadsafe(on_signal, signum))
-        return lambda: None
-
-    def remove() -> None:
-        for sig in signals:
-            loop.remove_signal_handler(sig)
-
-    return remove
 
 
 def _print_summary(services: AppServices, before: dict[str, EngineSnapshot]) -> None:
