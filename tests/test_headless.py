@@ -137,6 +137,40 @@ def test_a_second_signal_forces_the_exit_and_the_next_run_restores_the_engines(t
     assert _engine_states(home)["Simulated market"] == "stopped"
 
 
+def test_paper_forces_a_live_connection_to_trade_on_paper(tmp_path: Path, btc_file: Path) -> None:
+    """A connection switched live in the database: without a confirmation in this session its
+    engine is refused; with ``--paper`` it runs, on its paper account."""
+    import asyncio
+
+    from cts_desktop.services import build_services
+
+    home = tmp_path / "home"
+
+    async def switch_bybit_live() -> None:
+        services = await build_services(console_logging=False, env={"CTS_DESKTOP_HOME": str(home)})
+        try:
+            bybit = next(r for r in await services.connections.list() if r.exchange == "bybit")
+            await services.connections.set_live_trade(bybit.id, True)
+        finally:
+            await services.aclose()
+
+    asyncio.run(switch_bybit_live())
+    replay = ("--replay", str(btc_file), "--speed", "36000", "--seconds", "3")
+    refused = _start(home, *replay)
+    out, err = refused.communicate(timeout=120)
+    assert refused.returncode == 0, out + err
+    # Refused before any venue was built (no confirmation; on a machine without a keyring, the
+    # key cannot even be looked up): it never ran a cycle.
+    assert (
+        "Bybit X03 [bybit, live]: stopped; health unknown; cycles: no cycles; error: start failed" in out
+    ), out
+
+    forced = _start(home, "--paper", *replay)
+    out, err = forced.communicate(timeout=120)
+    assert forced.returncode == 0, out + err
+    assert "Bybit X03 [bybit, paper]: stopped; health healthy" in out, out
+
+
 def test_run_refuses_unclear_requests(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run"]) == 2
     assert "'run' needs --headless" in capsys.readouterr().err

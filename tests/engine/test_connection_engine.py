@@ -359,7 +359,6 @@ async def test_the_trading_component_gets_its_context_and_is_closed(parts: Parts
     assert context.venue is venues.trading and context.pipeline is engine.pipeline
     assert context.setting("system.trade_mode") == "both" and context.database is parts.database
     assert closed == [True]
-    assert isinstance(Recording(context), TradingComponent)
 
 
 @pytest.mark.asyncio
