@@ -25,7 +25,7 @@ import asyncio
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from cts_desktop.domain.engine import EngineAction, IllegalTransition, allowed_actions, is_legal
 from cts_desktop.domain.enums import Actor, EngineState
@@ -38,7 +38,6 @@ log = logging.getLogger(__name__)
 __all__ = ["EngineStatus", "Lifecycle", "derive_global_state"]
 
 S = EngineState
-"""States in which an engine (or its start) may be holding tasks and venues."""
 
 _GLOBAL_PRECEDENCE = (S.RUNNING, S.STARTING, S.STOPPING, S.PAUSED, S.ERROR, S.STOPPED)
 
@@ -135,7 +134,7 @@ class Lifecycle:
         old = status.state
         if not is_legal(old, new):
             raise IllegalTransition(self._scope(connection_id), old, f"move to {new.value}")
-        await self._repository.set(connection_id, new, reason)
+        stored = await self._repository.set(connection_id, new, reason)
         try:
             await self._audit.record(
                 actor=actor.value,
@@ -151,14 +150,9 @@ class Lifecycle:
             log.exception(
                 "the audit entry for engine %s → %s could not be written", self._scope(connection_id), new
             )
-        now = datetime.now(UTC)
-        status.state, status.reason, status.updated_at = new, reason, now
-        if new is S.STARTING or (new is S.RUNNING and status.started_at is None):
-            status.started_at = now
-        if new is S.ERROR:
-            status.error_count += 1
-        elif new in (S.STOPPED, S.IDLE):
-            status.error_count = 0
+        # started_at and error_count follow the repository's rules; the stored row is the truth.
+        status.state, status.reason, status.updated_at = new, reason, stored.updated_at
+        status.started_at, status.error_count = stored.started_at, stored.error_count
         level = logging.WARNING if new is S.ERROR else logging.INFO
         log.log(
             level,

@@ -53,8 +53,9 @@ class EngineStateRepository:
         async with self._database.engine.connect() as connection:
             return [_record(row._asdict()) for row in await connection.execute(statement)]
 
-    async def set(self, connection_id: str | None, state: EngineState, reason: str = "") -> None:
-        """Store ``state`` in a single upsert.
+    async def set(self, connection_id: str | None, state: EngineState, reason: str = "") -> EngineStateRecord:
+        """Store ``state`` in a single upsert and return the row as stored (with its derived
+        ``started_at`` and ``error_count``, so no caller restates those rules).
 
         One statement, no read first: with SQLite a read-then-write transaction can fail when
         another connection commits in between, and the coordinator must never lose a state.
@@ -93,7 +94,8 @@ class EngineStateRepository:
             },
         )
         async with self._database.engine.begin() as connection:
-            await connection.execute(statement)
+            row = (await connection.execute(statement.returning(*_states.c))).one()
+        return _record(row._asdict())
 
 
 def _record(row: Mapping[str, Any]) -> EngineStateRecord:
