@@ -162,7 +162,7 @@ async def build_services(
     )
     # Live orders: only through a confirmation given in this session (LiveArming), checked again
     # before a live engine starts and before every live order.
-    arming = LiveArming(connections)
+    arming = LiveArming(connections, bus)
     coordinator = Coordinator(
         connections=connections,
         settings=settings,
@@ -204,13 +204,12 @@ def _live_guard_checklist(database: Database, settings: SettingsService) -> Chec
     paper fill and the number of fills on its persisted paper account)."""
 
     async def checklist(record: ConnectionRecord, ticked: frozenset[str]) -> GoLiveChecklist:
-        fills = await PaperRepository(database).list_fills(paper_account_id(record.id))
-        first = min((fill.ts_ms for fill in fills), default=None)
+        count, first = await PaperRepository(database).fill_stats(paper_account_id(record.id))
         return build_checklist(
             record,
             settings.values(),
             first_paper_trade_at=None if first is None else datetime.fromtimestamp(first / 1000, tz=UTC),
-            paper_trade_count=len(fills),
+            paper_trade_count=count,
             now=datetime.now(UTC),
             ticks=ticked,
         )

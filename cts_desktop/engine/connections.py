@@ -366,7 +366,11 @@ class ConnectionService:
     async def set_credentials(
         self, connection_id: str, credentials: Credentials, *, actor: Actor = Actor.USER
     ) -> ConnectionRecord:
-        """Store new credentials in the keyring; a running engine must restart to use them."""
+        """Store new credentials in the keyring; a running engine must restart to use them.
+
+        The stored result of the last connection test is cleared: it proved the *previous* key,
+        so the live guard must not trust it for this one (the new key has to be tested).
+        """
         record = await self.get(connection_id)
         spec = EXCHANGES.get(record.exchange)
         if spec is not None and not spec.needs_credentials:
@@ -375,8 +379,15 @@ class ConnectionService:
             )
         self._check_credentials(record.exchange, credentials)
         await self._secrets.asave(connection_id, credentials)
+        values: dict[str, Any] = {
+            "last_test_status": None,
+            "last_test_at": None,
+            "last_test_log": None,
+            "last_test_balance": None,
+        }
         if self._is_engine_running(connection_id):
-            record = await self._repository.update(connection_id, restart_required=True)
+            values["restart_required"] = True
+        record = await self._repository.update(connection_id, **values)
         await self._record(actor, "connection.credentials", record, reason="credentials replaced")
         return record
 

@@ -5,8 +5,9 @@ Paper is the default for every connection. A live order needs all three of:
 1. the connection's live flag (``is_live_trade``; the connection must be enabled and its venue able
    to trade real money: the built-in simulated market never is);
 2. credentials that are stored *and* passed a connection test: the last test succeeded, it ran
-   authenticated (its "balances" step passed, so the key was really used), on the network the
-   connection trades now (testnet or not), and not before the credentials were last replaced;
+   authenticated (its "balances" step passed, so the key was really used), and on the network the
+   connection trades now (testnet or not). Replacing the credentials clears the stored test
+   (``ConnectionService.set_credentials``), so a new key always needs a test of its own;
 3. a :class:`LiveConfirmation` for this connection that names the exchange (the user typed its
    name) and shows a balance fetched from the account (not zero, not missing).
 
@@ -32,16 +33,17 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from cts_desktop.domain.engine import ChecklistItem, GoLiveChecklist
 from cts_desktop.domain.market import ApiType
 from cts_desktop.domain.orders import RiskDecision
-from cts_desktop.domain.settings_schema import SPEC_BY_KEY, SettingValidationError
+from cts_desktop.domain.settings_schema import SPEC_BY_KEY
 from cts_desktop.engine.connection_test import WITHDRAW_WARNING
 from cts_desktop.engine.connections import FIRST_LIVE_VOLUME_FACTOR
+from cts_desktop.engine.risk import RiskLimits
 from cts_desktop.exchanges.catalog import EXCHANGES, UnsupportedApiTypeError, is_live_capable
 from cts_desktop.storage.repositories.connections import ConnectionRecord
 
@@ -56,6 +58,7 @@ __all__ = [
     "build_checklist",
     "exchange_display_name",
     "live_order_allowed",
+    "names_exchange",
     "stored_test",
 ]
 
@@ -88,9 +91,12 @@ def exchange_display_name(exchange: str) -> str:
     return spec.display_name if spec is not None else exchange
 
 
-def _utc(moment: datetime) -> datetime:
-    """SQLite hands datetimes back without a zone; ours are always UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+def names_exchange(typed: str, exchange: str) -> bool:
+    """Whether ``typed`` names ``exchange``: its id or its display name, ignoring surrounding
+    spaces and letter case (the point is a deliberate act that names the venue, not a spelling
+    test). The go-live dialog and :class:`LiveConfirmation` share this one rule."""
+    wanted = {exchange.strip().casefold(), exchange_display_name(exchange).casefold()}
+    return typed.strip().casefold() in wanted
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,20 +113,17 @@ class LiveConfirmation:
     balance: float | None
     typed: str
     balance_asset: str = "USDT"
-    confirmed_at: datetime | None = None
 
     def problem(self, record: ConnectionRecord) -> str | None:
         """Why this confirmation does not cover ``record``, or None when it does.
 
-        The typed text must be the exchange's name or id (surrounding spaces and letter case do
-        not matter: the point is a deliberate act that names the venue, not a spelling test).
+        The typed text must name the exchange (:func:`names_exchange`).
         """
         if self.connection_id != record.id:
             return f"the confirmation was given for another connection, not {record.name}"
         if self.exchange.strip().lower() != record.exchange.strip().lower():
             return f"the confirmation names {self.exchange}, but {record.name} trades on {record.exchange}"
-        expected = {record.exchange.strip().casefold(), exchange_display_name(record.exchange).casefold()}
-        if self.typed.strip().casefold() not in expected:
+        if not names_exchange(self.typed, record.exchange):
             return (
                 f"type the exchange's name ({exchange_display_name(record.exchange)}) to confirm live trading"
             )
@@ -131,9 +134,6 @@ class LiveConfirmation:
                 f"got {balance!r} {self.balance_asset}"
             )
         return None
-
-    def is_valid_for(self, record: ConnectionRecord) -> bool:
-        return self.problem(record) is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,14 +153,14 @@ def stored_test(record: ConnectionRecord) -> StoredTest:
     can_withdraw = True if WITHDRAW_WARNING in text else False if _WITHDRAW_OFF in text else None
     return StoredTest(
         passed=record.last_test_status == TEST_PASSED,
-        at=_utc(record.last_test_at) if record.last_test_at is not None else None,
+        at=record.last_test_at,
         on_testnet=on_testnet,
         authenticated=_AUTHENTICATED in text,
         can_withdraw=can_withdraw,
     )
 
 
-def _test_problem(record: ConnectionRecord, credentials_changed_at: datetime | None) -> str | None:
+def _test_problem(record: ConnectionRecord) -> str | None:
     test = stored_test(record)
     name = record.name
     if record.last_test_status is None:
@@ -176,24 +176,16 @@ def _test_problem(record: ConnectionRecord, credentials_changed_at: datetime | N
     if test.on_testnet != record.is_testnet:
         ran, now = ("testnet", "the real network") if test.on_testnet else ("the real network", "testnet")
         return f"the last connection test of {name} ran on {ran}, but it now trades on {now}: test again"
-    if credentials_changed_at is not None and (test.at is None or _utc(credentials_changed_at) > test.at):
-        return f"the credentials of {name} were replaced after the last connection test: test again"
     return None
 
 
 def live_order_allowed(
-    record: ConnectionRecord,
-    confirmation: LiveConfirmation | None,
-    credentials_present: bool,
-    *,
-    credentials_changed_at: datetime | None = None,
+    record: ConnectionRecord, confirmation: LiveConfirmation | None, credentials_present: bool
 ) -> RiskDecision:
     """Whether a live order may be sent on ``record`` (the three conditions of the module docstring).
 
     ``credentials_present`` is whether the keyring holds this connection's key and secret
-    (``ConnectionService.has_credentials``); ``credentials_changed_at`` is when they were last
-    saved, if the caller knows it (the ``connection.credentials`` audit entry), so a test of the
-    previous key does not count for a new one.
+    (``ConnectionService.has_credentials``).
     """
     name = record.name
     if not is_live_capable(record.exchange):
@@ -213,7 +205,7 @@ def live_order_allowed(
         return RiskDecision.refuse(
             LiveRule.CREDENTIALS.value, f"live trading: no API key is stored for {name}; add one and test it"
         )
-    problem = _test_problem(record, credentials_changed_at)
+    problem = _test_problem(record)
     if problem is not None:
         return RiskDecision.refuse(LiveRule.CONNECTION_TEST.value, f"live trading: {problem}")
     if confirmation is None:
@@ -289,22 +281,17 @@ def _testnet_item(
 
 
 def _risk_limits_item(settings: Mapping[str, Any]) -> ChecklistItem:
+    """Passed when the settings make valid risk limits (the ones the risk gate will enforce)."""
     label = "Risk limits set (daily loss, drawdown, open positions)"
-    read: dict[str, Any] = {}
-    for key in ("risk.max_daily_loss_pct", "risk.max_drawdown_pct", "risk.max_open_positions"):
-        spec = SPEC_BY_KEY[key]
-        try:
-            read[key] = spec.validate(settings.get(key, spec.default))
-        except SettingValidationError as exc:
-            return ChecklistItem("risk_limits", label, automatic=True, passed=False, detail=str(exc))
-    loss, drawdown, positions = (
-        read["risk.max_daily_loss_pct"],
-        read["risk.max_drawdown_pct"],
-        read["risk.max_open_positions"],
+    try:
+        limits = RiskLimits.from_settings(settings)
+    except ValueError as exc:  # SettingValidationError is one; RiskLimits' own checks raise it too
+        return ChecklistItem("risk_limits", label, automatic=True, passed=False, detail=str(exc))
+    detail = (
+        f"daily loss {limits.max_daily_loss_pct:g} %, drawdown {limits.max_drawdown_pct:g} %, "
+        f"at most {limits.max_open_positions} open positions"
     )
-    passed = loss > 0 and drawdown > 0 and positions >= 1
-    detail = f"daily loss {loss:g} %, drawdown {drawdown:g} %, at most {positions} open positions"
-    return ChecklistItem("risk_limits", label, automatic=True, passed=passed, detail=detail)
+    return ChecklistItem("risk_limits", label, automatic=True, passed=True, detail=detail)
 
 
 def _volume_factor_item(record: ConnectionRecord) -> ChecklistItem:
@@ -338,8 +325,9 @@ def build_checklist(
     """The go-live checklist of ``record``: automatic items first, then the user's ticks.
 
     ``settings`` are the current setting values (``SettingsService.values()``); the paper figures
-    are this connection's (first paper fill time and number of paper trades); ``ticks`` are the
-    keys of the manual items the user ticked. Ticking an unknown or automatic item raises
+    are this connection's (first paper fill time and number of paper trades); ``now`` and
+    ``first_paper_trade_at`` are timezone-aware, as every stored time is; ``ticks`` are the keys
+    of the manual items the user ticked. Ticking an unknown or automatic item raises
     ``ValueError``: an automatic check cannot be overridden by a tick. The checklist is ``ready``
     only when every item passed.
     """
@@ -353,7 +341,7 @@ def build_checklist(
     if first_paper_trade_at is None:
         days, days_detail = 0.0, "no paper trade on this connection yet"
     else:
-        days = (_utc(now) - _utc(first_paper_trade_at)) / timedelta(days=1)
+        days = (now - first_paper_trade_at) / timedelta(days=1)
         days_detail = f"{days:.1f} days since the first paper trade"
     auto_backup = settings.get("system.auto_backup", SPEC_BY_KEY["system.auto_backup"].default) is True
 

@@ -63,7 +63,6 @@ from cts_desktop.exchanges.catalog import EXCHANGES
 from cts_desktop.storage.repositories.connections import ConnectionRecord
 
 __all__ = [
-    "DEFAULT_TAKER_FEE",
     "EXPOSURE_RULES",
     "RULE_ORDER",
     "AccountState",
@@ -80,9 +79,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-DEFAULT_TAKER_FEE = pm.DEFAULT_TAKER_FEE
-"""Fee estimate when the market states none: the paper venue's default, so paper and gate agree."""
 
 _REL_TOLERANCE = 1e-9
 
@@ -343,7 +339,7 @@ class _Order:
 
     @property
     def notional(self) -> float:
-        return abs(self.intent.amount) * self.market.contract_size * self.price
+        return pm.trade_value(self.price, abs(self.intent.amount), self.market.contract_size)
 
     @property
     def quote(self) -> str:
@@ -587,9 +583,9 @@ def _check_balance(o: _Order) -> RiskDecision | None:
     if o.market.type is MarketType.SPOT and o.intent.side is OrderSide.SELL:
         return None  # a spot sell spends the base asset; the quote balance is not involved
     leverage = 1.0 if o.market.type is MarketType.SPOT else o.intent.leverage
-    notional = o.notional
-    margin = notional / leverage
-    fee = notional * o.fee_rate
+    amount, contract_size = abs(o.intent.amount), o.market.contract_size
+    margin = pm.initial_margin(o.price, amount, leverage, contract_size)
+    fee = pm.trade_fee(o.price, amount, o.fee_rate, contract_size)
     required = margin + fee
     free = o.account.free_balance
     if _exceeds(required, free):
@@ -629,21 +625,16 @@ assert tuple(_RULES) == RULE_ORDER
 class RiskGate:
     """Checks one intent against all rules (see the module docstring); holds no state.
 
-    ``default_taker_fee`` is the fee rate (a fraction) assumed for the margin check when the market
-    states none.
+    The margin check estimates the taker fee the way the paper venue charges it
+    (:func:`~cts_desktop.exchanges.paper_matching.fee_rate`: the market's taker fee, else the
+    paper default), so paper and gate agree.
     """
-
-    def __init__(self, *, default_taker_fee: float = DEFAULT_TAKER_FEE) -> None:
-        if not (math.isfinite(default_taker_fee) and 0 <= default_taker_fee < 1):
-            raise ValueError(f"default_taker_fee must be a fraction in [0, 1), not {default_taker_fee}")
-        self._default_taker_fee = default_taker_fee
 
     def check(
         self, intent: OrderIntent, account: AccountState, market: MarketInfo, limits: RiskLimits
     ) -> RiskDecision:
         """``RiskDecision.ok()`` or the refusal of the first failing rule (pure, no I/O but a log line)."""
-        fee = market.taker_fee if market.taker_fee is not None else self._default_taker_fee
-        order = _Order(intent, account, market, limits, fee)
+        order = _Order(intent, account, market, limits, pm.fee_rate(market, maker=False))
         for rule, check in _RULES.items():
             if intent.reduce_only and rule in EXPOSURE_RULES:
                 continue

@@ -20,6 +20,10 @@ LEVEL_COLOURS: Final[dict[int, QColor | None]] = {
     logging.CRITICAL: QColor("#b71c1c"),
 }
 
+#: An error message under a panel or in a dialog; the bold one for a failure that must stand out.
+ERROR_STYLE: Final = "QLabel { color: #d32f2f; }"
+BOLD_ERROR_STYLE: Final = "QLabel { color: #d32f2f; font-weight: bold; }"
+
 #: Paper is the normal state and must not shout; live trading must be impossible to miss.
 MODE_STYLES: Final[dict[TradingMode, str]] = {
     TradingMode.PAPER: "QLabel { background: #2e6f8e; color: white; padding: 1px 8px; border-radius: 3px; }",

@@ -35,6 +35,7 @@ from cts_desktop.engine.live_guard import (
     build_checklist,
     exchange_display_name,
     live_order_allowed,
+    names_exchange,
     stored_test,
 )
 from cts_desktop.exchanges.base import Exchange
@@ -121,9 +122,21 @@ async def connection(
     return await service.get(record.id)
 
 
+async def connection_tested(
+    service: ConnectionService, database: Database, record: ConnectionRecord
+) -> ConnectionRecord:
+    """``record`` (enabled) after a passing authenticated test on the paper venue."""
+    await service.set_enabled(record.id, True)
+    venue = paper_venue(database, f"test-{record.id}")
+    try:
+        return await run_test(service, record, venue)
+    finally:
+        await venue.close()
+
+
 def confirm(record: ConnectionRecord, **changes: Any) -> LiveConfirmation:
     base = LiveConfirmation(
-        connection_id=record.id, exchange=record.exchange, balance=10_000.0, typed="Bybit", confirmed_at=NOW
+        connection_id=record.id, exchange=record.exchange, balance=10_000.0, typed="Bybit"
     )
     return dataclasses.replace(base, **changes)
 
@@ -211,28 +224,43 @@ async def test_a_testnet_test_does_not_cover_the_real_network(
     assert "ran on testnet, but it now trades on the real network: test again" in decision.message
 
 
+@pytest.mark.keyring
 @pytest.mark.asyncio
-async def test_replaced_credentials_need_a_new_test(service: ConnectionService, database: Database) -> None:
-    record = await connection(service, database)
-    assert record.last_test_at is not None
-    tested_at = record.last_test_at.replace(tzinfo=UTC)
-    before = live_order_allowed(
-        record,
-        confirm(record),
-        credentials_present=True,
-        credentials_changed_at=tested_at - timedelta(seconds=1),
+async def test_replaced_credentials_need_a_new_test(database: Database, real_keyring: Any) -> None:
+    """Replacing the key through the service clears the stored test: the old key's pass does not
+    count for the new key, until the new key is tested."""
+    service = ConnectionService(
+        ConnectionRepository(database),
+        SecretStore(Redactor(), real_keyring),
+        AuditRepository(database),
+        EventBus(),
     )
-    assert before.allowed
-    after = live_order_allowed(
-        record,
-        confirm(record),
-        credentials_present=True,
-        credentials_changed_at=tested_at + timedelta(seconds=1),
+    record = await service.create(
+        ConnectionDraft(name="Bybit main", exchange="bybit"), Credentials("KEYold123456", "SECRETold123456")
     )
-    assert (
-        after.rule == LiveRule.CONNECTION_TEST.value
-        and "replaced after the last connection test" in after.message
-    )
+    try:
+        record = await connection_tested(service, database, record)
+        record = await service.set_live_trade(record.id, True)
+        present = await service.has_credentials(record.id)
+        assert live_order_allowed(record, confirm(record), present).allowed
+
+        record = await service.set_credentials(record.id, Credentials("KEYnew456789", "SECRETnew456789"))
+        assert (record.last_test_status, record.last_test_at, record.last_test_log) == (None, None, None)
+        assert record.last_test_balance is None and record.is_live_trade
+        stored = await service.get(record.id)
+        assert stored == record  # cleared in the database, not only in the returned record
+        present = await service.has_credentials(record.id)
+        decision = live_order_allowed(record, confirm(record), present)
+        assert (decision.allowed, decision.rule) == (False, LiveRule.CONNECTION_TEST.value)
+        assert decision.message == (
+            "live trading: Bybit main has never been tested: run 'Test connection' first"
+        )
+
+        record = await connection_tested(service, database, record)  # the new key, tested
+        assert live_order_allowed(record, confirm(record), present).allowed
+    finally:
+        await service.delete(record.id)
+    assert real_keyring.get_password("cts-desktop", f"{record.id}:api_key") is None
 
 
 @pytest.mark.asyncio
@@ -258,7 +286,8 @@ async def test_the_confirmation_accepts_the_exchange_name(
     service: ConnectionService, database: Database, typed: str
 ) -> None:
     record = await connection(service, database)
-    assert confirm(record, typed=typed).is_valid_for(record)
+    assert confirm(record, typed=typed).problem(record) is None
+    assert names_exchange(typed, record.exchange)
 
 
 @pytest.mark.parametrize(
@@ -285,7 +314,7 @@ async def test_an_invalid_confirmation_is_refused_with_its_reason(
 ) -> None:
     record = await connection(service, database)
     confirmation = confirm(record, **changes)
-    assert not confirmation.is_valid_for(record)
+    assert confirmation.problem(record) is not None
     decision = live_order_allowed(record, confirmation, credentials_present=True)
     assert decision.rule == LiveRule.CONFIRMATION.value and problem in decision.message
 
@@ -296,6 +325,15 @@ def test_the_display_name_the_dialog_asks_for() -> None:
         "OKX",
         "x",
     )
+
+
+def test_naming_the_exchange_is_its_id_or_display_name_in_any_case() -> None:
+    assert (
+        names_exchange("OKX", "okx") and names_exchange(" okx ", "okx") and names_exchange("bingx", "bingx")
+    )
+    assert names_exchange("BINGX", "bingx") and names_exchange("Bybit", " bybit ")
+    assert not names_exchange("", "okx") and not names_exchange("Bybt", "bybit")
+    assert not names_exchange("binance", "bybit") and not names_exchange("yes", "bybit")
 
 
 # --- the go-live checklist ---------------------------------------------------------------------------------
@@ -366,8 +404,8 @@ async def test_paper_days_and_trades_boundaries(
     record = await service.create(ConnectionDraft(name="Paper", exchange="bybit"))
     first = NOW - timedelta(days=days)
     checklist = build_checklist(
-        record, defaults(), first_paper_trade_at=first.replace(tzinfo=None), paper_trade_count=trades, now=NOW
-    )  # a naive time from SQLite is UTC
+        record, defaults(), first_paper_trade_at=first, paper_trade_count=trades, now=NOW
+    )
     got = items(checklist)
     assert (got["paper_days"], got["paper_trades"]) == (days_ok, trades_ok)
 

@@ -44,6 +44,7 @@ from cts_desktop.engine.risk import (
     equity_of,
 )
 from cts_desktop.engine.sizing import SizedOrder, size_order_from_settings
+from cts_desktop.exchanges import paper_matching as pm
 from cts_desktop.exchanges.clock import ManualClock
 from cts_desktop.exchanges.errors import InsufficientFundsError, InvalidOrderError
 from cts_desktop.exchanges.paper import AccountSettings, PaperExchange
@@ -365,11 +366,13 @@ def test_balance_boundary(free: float, ok: bool) -> None:
 
 def test_the_fee_estimate_without_a_market_fee_and_spot_orders() -> None:
     no_fee = dataclasses.replace(MARKET, taker_fee=None)  # the paper venue's default 0.05 % applies
+    assert pm.fee_rate(no_fee, maker=False) == pm.DEFAULT_TAKER_FEE == 0.0005
     allowed(check(state=account(free_balance=50.25), market=no_fee))
-    refused(check(state=account(free_balance=50.2499), market=no_fee), RiskRule.BALANCE)
-    assert RiskGate(default_taker_fee=0.001).check(
-        intent(), account(free_balance=50.25), no_fee, LIMITS
-    ).rule == (RiskRule.BALANCE.value)
+    decision = refused(check(state=account(free_balance=50.2499), market=no_fee), RiskRule.BALANCE)
+    # The estimate is the fee the paper venue would charge for this fill.
+    assert decision.numbers["fee"] == pm.trade_fee(50_000.0, 0.01, pm.DEFAULT_TAKER_FEE) == 0.25
+    dearer = dataclasses.replace(MARKET, taker_fee=0.001)  # the market's own fee wins over the default
+    refused(check(state=account(free_balance=50.25), market=dearer), RiskRule.BALANCE)
     # Spot: a buy pays the full value (no leverage), a sell spends the base asset, not the quote.
     spot_buy = intent(symbol=SPOT.symbol, amount=0.1, reference_price=3_000.0, leverage=1.0)
     refused(check(spot_buy, state=account(free_balance=300.0), market=SPOT), RiskRule.BALANCE)
@@ -569,8 +572,8 @@ async def test_a_sized_order_passes_the_gate_and_the_paper_venue_fills_it(paper:
     price = (await paper.fetch_ticker(SIM_BTC)).last
     state = await account_of(paper, day_start=10_000.0, peak=10_000.0)
     settings = {**defaults(), "risk.leverage_cap": 20}
-    sized = size_order_from_settings(
-        settings, balance=state.equity, price=price, market=market, volume_factor=1.0
+    sized = size_order_from_settings(  # from the free balance, as the order loop sizes
+        settings, balance=state.free_balance, price=price, market=market, volume_factor=1.0
     )
     assert isinstance(sized, SizedOrder)
     assert sized.leverage == 20.0  # the cap wins over the market's 100× and the 125× setting

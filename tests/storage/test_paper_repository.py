@@ -234,6 +234,27 @@ async def test_fills_keep_their_execution_order(db: Database) -> None:
 
 
 @pytest.mark.asyncio
+async def test_fill_stats_count_the_accounts_fills_and_find_the_first(db: Database) -> None:
+    repository = PaperRepository(db)
+    await _create(repository, "a")
+    await _create(repository, "b")
+    assert await repository.fill_stats("a") == (0, None)  # no fill yet
+    await repository.apply("a", PaperChanges(orders={"o1": _order(amount=0.3)}))
+    await repository.apply("b", PaperChanges(orders={"o2": _order("o2", "c2")}))
+    # Written out of time order: the first fill is the earliest timestamp, not the first row.
+    await repository.apply(
+        "a", PaperChanges(fills=[_fill(amount=0.1, ts_ms=t) for t in (9_000, 4_000, 7_000)])
+    )
+    await repository.apply("b", PaperChanges(fills=[_fill("o2", ts_ms=1_000)]))  # another account's
+
+    assert await repository.fill_stats("a") == (3, 4_000)
+    assert await repository.fill_stats("b") == (1, 1_000)
+    assert await repository.fill_stats("missing") == (0, None)
+    fills = await repository.list_fills("a")  # the same figures as loading every fill
+    assert (len(fills), min(f.ts_ms for f in fills)) == (3, 4_000)
+
+
+@pytest.mark.asyncio
 async def test_a_connection_with_a_paper_account_cannot_be_deleted(db: Database) -> None:
     connections = ConnectionRepository(db)
     record = await connections.create(name="Bybit X03", exchange="bybit")
@@ -364,6 +385,7 @@ async def test_paper_repository_on_postgres(postgres_url: str) -> None:
         assert state.positions == [LONG]
         assert state.symbol_settings[BTC].margin_mode is MarginMode.ISOLATED
         assert [f.amount for f in await repository.list_fills("acc")] == [0.1]
+        assert await repository.fill_stats("acc") == (1, 2_000)
         with pytest.raises(IntegrityError):
             await repository.apply("acc", PaperChanges(orders={"o9": _order("o9")}))  # duplicate client id
     finally:

@@ -42,6 +42,7 @@ from cts_desktop.engine.events import (
     OrdersChanged,
     PositionsChanged,
 )
+from cts_desktop.engine.lifecycle import derive_global_state
 
 S = EngineState
 
@@ -357,12 +358,5 @@ class FakeCoordinator:
             raise RuntimeError("; ".join(errors))
 
     def _compute_global(self) -> EngineState:
-        states = {snapshot.state for snapshot in self._snapshots.values()}
-        for state in (S.RUNNING, S.STARTING, S.STOPPING, S.ERROR):
-            if state in states:
-                return state
-        if S.PAUSED in states:
-            return S.PAUSED
-        if states <= {S.IDLE}:
-            return S.IDLE
-        return S.STOPPED
+        """The coordinator's own rule (not a copy of it)."""
+        return derive_global_state(snapshot.state for snapshot in self._snapshots.values())

@@ -20,6 +20,7 @@ from cts_desktop.domain.enums import TradingMode
 from cts_desktop.engine.connection_test import ConnectionTester
 from cts_desktop.engine.connections import ConnectionDraft, ConnectionService
 from cts_desktop.engine.events import EventBus
+from cts_desktop.engine.live_guard import names_exchange
 from cts_desktop.redaction import Redactor
 from cts_desktop.storage.database import Database
 from cts_desktop.storage.repositories.audit import AuditRepository
@@ -32,7 +33,6 @@ from cts_desktop.ui.dialogs.go_live_dialog import (
     GoLiveDecision,
     GoLiveDialog,
     balance_reader_from_tester,
-    phrase_matches,
 )
 from tests.helpers import wait_for
 from tests.ui.fakes import FakeCoordinator
@@ -270,13 +270,31 @@ async def test_a_connection_already_live_cannot_be_switched_again(
     assert dialog.summary_label.text().endswith("This connection already trades LIVE.")
 
 
-def test_the_phrase_is_the_exchange_id_or_its_display_name() -> None:
-    assert phrase_matches("binance", "binance")
-    assert phrase_matches("  OKX ", "okx")
-    assert phrase_matches("BingX", "bingx")
-    assert not phrase_matches("", "binance")
-    assert not phrase_matches("binanc", "binance")
-    assert not phrase_matches("bybit", "binance")
+@pytest.mark.parametrize(
+    ("exchange", "typed", "accepted"),
+    [
+        ("binance", "binance", True),
+        ("binance", "  BINANCE ", True),
+        ("okx", "  OKX ", True),
+        ("bingx", "BingX", True),
+        ("binance", "", False),
+        ("binance", "binanc", False),
+        ("binance", "bybit", False),
+    ],
+)
+@pytest.mark.asyncio
+async def test_the_phrase_is_the_exchange_id_or_its_display_name_as_the_live_guard_reads_it(
+    qtbot: QtBot, dialogs: list[GoLiveDialog], exchange: str, typed: str, accepted: bool
+) -> None:
+    coordinator = FakeCoordinator(EventBus())
+    coordinator.add("c1", "Main", exchange=exchange)
+    coordinator.checklist_items["c1"] = ITEMS
+    dialog = await open_dialog(coordinator, dialogs, Balances(AccountBalance(100.0)))
+    await to_confirmation(qtbot, dialog)
+
+    qtbot.keyClicks(dialog.phrase_edit, typed)
+    assert dialog.confirm_button.isEnabled() is accepted
+    assert names_exchange(typed, exchange) is accepted  # the rule arming checks the decision against
 
 
 # ------------------------------------------------------------------------------ the balance via a real test

@@ -2,7 +2,8 @@
 
 What matters: rows follow ``OrdersChanged`` / ``PositionsChanged``; a change updates cells in
 place (no model reset, the selection survives); a burst of events costs one read; live rows are
-marked loudly.
+marked loudly. The last test runs the Positions dock over the real Coordinator (the offline
+simulated market, paper).
 """
 
 from __future__ import annotations
@@ -20,15 +21,18 @@ from PySide6.QtWidgets import QApplication
 
 from cts_desktop.domain.enums import Actor, TradingMode
 from cts_desktop.domain.market import OrderSide, OrderType, PositionSide
-from cts_desktop.domain.orders import OrderStatus, OrderView, PositionView
+from cts_desktop.domain.orders import OrderIntent, OrderStatus, OrderView, PositionView
 from cts_desktop.engine.events import EventBus, OrdersChanged
+from cts_desktop.engine.execution_component import ExecutionTradingComponent
+from cts_desktop.services import build_services
 from cts_desktop.ui.bridge import EventBridge
 from cts_desktop.ui.models import orders_model, positions_model
+from cts_desktop.ui.models.market_model import format_price
 from cts_desktop.ui.models.orders_model import LIVE_COLOUR, OrdersTableModel, format_amount
 from cts_desktop.ui.models.positions_model import LOSS_COLOUR, PROFIT_COLOUR, PositionsTableModel
 from cts_desktop.ui.panels.live_table_panel import LiveTablePanel
 from cts_desktop.ui.panels.orders_panel import OrdersPanel
-from cts_desktop.ui.panels.positions_panel import PositionsPanel
+from cts_desktop.ui.panels.positions_panel import MARK_REFRESH_MS, PositionsPanel
 from tests.helpers import wait_for
 from tests.ui.fakes import FakeCoordinator
 
@@ -110,6 +114,11 @@ def make_panel(
         bridge.close()
 
 
+def model_row(model: Any, key: object) -> int:
+    """The model row (not the view row) holding ``key``."""
+    return next(index for index, row in enumerate(model.rows()) if model.key(row) == key)
+
+
 class Signals:
     """Counts what a model told its views."""
 
@@ -163,12 +172,11 @@ async def test_orders_appear_with_their_connection_mode_and_state(
     assert panel.summary_label.text() == "2 open orders"
 
     model = panel.orders_model
-    live_row = model.row_of("o2")
-    assert live_row is not None
+    live_row = model_row(model, "o2")
     mode_index = model.index(live_row, orders_model.MODE)
     assert mode_index.data(Qt.ItemDataRole.ForegroundRole) == LIVE_COLOUR
     assert mode_index.data(Qt.ItemDataRole.FontRole).bold()
-    paper_row = model.row_of("o1")
+    paper_row = model_row(model, "o1")
     assert model.index(paper_row, orders_model.MODE).data(Qt.ItemDataRole.ForegroundRole) is None
 
 
@@ -286,8 +294,8 @@ async def test_positions_show_pnl_coloured_and_follow_position_events(
     assert rows[0][positions_model.LEVERAGE] == "3×" and rows[1][positions_model.SIDE] == "short"
     assert rows[2][positions_model.MODE] == "LIVE" and rows[2][positions_model.MARK] == ""
     model = panel.positions_model
-    btc_row = model.row_of(("c1", BTC, PositionSide.LONG))
-    eth_row = model.row_of(("c1", ETH, PositionSide.SHORT))
+    btc_row = model_row(model, ("c1", BTC, PositionSide.LONG))
+    eth_row = model_row(model, ("c1", ETH, PositionSide.SHORT))
     assert model.index(btc_row, positions_model.PNL).data(Qt.ItemDataRole.ForegroundRole) == PROFIT_COLOUR
     assert model.index(eth_row, positions_model.PNL).data(Qt.ItemDataRole.ForegroundRole) == LOSS_COLOUR
     assert panel.summary_label.text() == "3 open positions"
@@ -301,6 +309,37 @@ async def test_positions_show_pnl_coloured_and_follow_position_events(
     assert signals.resets == 0
     assert signals.removed == [(2, 2)] and signals.changed == [(0, 0)]
     assert panel.display_rows()[0][positions_model.PNL] == "+20.00"
+
+
+@pytest.mark.asyncio
+async def test_marks_and_pnl_refresh_between_position_events_while_positions_are_shown(
+    coordinator: FakeCoordinator, make_panel: Callable[[type[LiveTablePanel]], Any]
+) -> None:
+    """The engine publishes PositionsChanged only when positions change, not when the mark moves:
+    the dock reads again on its own, at a low rate, while it is visible and shows positions."""
+    period_s = MARK_REFRESH_MS / 1000
+    coordinator.positions = [position(BTC, pnl=12.5, mark=101.0)]
+    panel: PositionsPanel = make_panel(PositionsPanel)
+    await wait_for(lambda: panel.model.rowCount() == 1)
+    assert panel.display_rows()[0][positions_model.PNL] == "+12.50"
+
+    coordinator.positions = [position(BTC, pnl=20.0, mark=102.5)]  # the mark moved, no event
+    await wait_for(lambda: panel.display_rows()[0][positions_model.PNL] == "+20.00", timeout=period_s + 1)
+    assert panel.display_rows()[0][positions_model.MARK] == format_price(102.5)
+
+    panel.hide()  # a hidden dock reads nothing
+    reads = coordinator.read_counts["open_positions"]
+    coordinator.positions = [position(BTC, pnl=30.0, mark=103.0)]
+    await asyncio.sleep(period_s * 1.5)
+    assert coordinator.read_counts["open_positions"] == reads
+    assert panel.display_rows()[0][positions_model.PNL] == "+20.00"
+
+    panel.show()
+    coordinator.set_positions([])  # closed (an event): nothing left to refresh
+    await wait_for(lambda: panel.model.rowCount() == 0)
+    reads = coordinator.read_counts["open_positions"]
+    await asyncio.sleep(period_s * 1.5)
+    assert coordinator.read_counts["open_positions"] == reads
 
 
 def test_a_hedged_long_and_short_of_one_symbol_are_two_rows() -> None:
@@ -325,7 +364,6 @@ def test_merging_removes_in_blocks_updates_once_and_appends_new_rows(qapp: QAppl
     assert signals.changed == [(2, 2)]  # o6, now at row 2
     assert signals.inserted == [(4, 5)]
     assert [row.id for row in model.rows()] == ["o1", "o4", "o6", "o7", "o8", "o9"]
-    assert model.row_of("o6") == 2 and model.row_of("o9") == 5 and model.row_of("o2") is None
     assert model.index(2, orders_model.STATUS).data() == "partially filled"
     assert signals.resets == 0
 
@@ -357,8 +395,9 @@ async def test_the_selected_order_is_cancelled_through_the_coordinator_as_the_us
         Actor.USER,
         {"client_order_id": target.client_order_id},
     )
-    assert ended[0].status is OrderStatus.CANCELLED
     await wait_for(lambda: panel.model.rowCount() == 1)
+    remaining = [row[orders_model.CLIENT_ID] for row in panel.display_rows()]
+    assert remaining == [cid for cid in ("cts-o1", "cts-o2") if cid != target.client_order_id]
 
     coordinator.failures["cancel_order"] = LookupError("no open order cts-o9")
     panel.view.selectRow(0)
@@ -366,3 +405,68 @@ async def test_the_selected_order_is_cancelled_through_the_coordinator_as_the_us
     await wait_for(lambda: panel.error_label.isVisible())
     assert "Could not cancel the order: no open order cts-o9" in panel.error_label.text()
     assert panel.cancel_button.isEnabled()  # the user may try again
+
+
+# ------------------------------------------------------------------------------ over the real coordinator
+
+
+@pytest.fixture
+def no_quit_on_last_window(qapp: QApplication) -> Iterator[None]:
+    """As the composition root sets it: deleting the panel (the only window) must not stop the loop."""
+    previous = qapp.quitOnLastWindowClosed()
+    qapp.setQuitOnLastWindowClosed(False)
+    yield
+    qapp.setQuitOnLastWindowClosed(previous)
+
+
+@pytest.mark.asyncio
+@pytest.mark.usefixtures("no_quit_on_last_window")
+async def test_the_dock_shows_a_paper_position_opened_through_the_real_coordinator() -> None:
+    """Offline: the built-in simulated market's engine, paper. A market buy through the engine's
+    own order executor fills on the paper venue, and the dock shows the position it opened."""
+    services = await build_services(console_logging=False)
+    bridge = EventBridge(services.bus)
+    panel: PositionsPanel | None = None
+    try:
+        await services.start(auto_start=False)
+        coordinator = services.coordinator
+        [simulated] = [s for s in coordinator.snapshots() if s.exchange == "simulated"]
+        await coordinator.start(simulated.connection_id)
+        await coordinator.pause(simulated.connection_id)  # no entries of its own: only ours
+        engine = coordinator.engine(simulated.connection_id)
+        assert engine is not None and isinstance(engine.trading, ExecutionTradingComponent)
+        panel = PositionsPanel(coordinator, bridge)
+        panel.show()
+        await wait_for(lambda: panel is not None and panel.reload_count >= 1, timeout=10)
+        assert panel.display_rows() == []
+
+        symbol = "SOL/USDT"
+        price = (await engine.venues.trading.fetch_ticker(symbol)).last
+        assert price is not None
+        filled = await engine.trading.executor.submit(
+            OrderIntent(
+                connection_id=simulated.connection_id,
+                symbol=symbol,
+                side=OrderSide.BUY,
+                type=OrderType.MARKET,
+                amount=1.0,
+                reference_price=price,
+                mode=TradingMode.PAPER,
+            )
+        )
+        assert filled.status is OrderStatus.FILLED, filled.reject_reason
+
+        await wait_for(lambda: panel is not None and panel.model.rowCount() == 1, timeout=10)
+        [row] = panel.display_rows()
+        assert row[positions_model.CONNECTION] == simulated.name == "Simulated market"
+        assert (row[positions_model.MODE], row[positions_model.SYMBOL]) == ("PAPER", symbol)
+        assert (row[positions_model.SIDE], row[positions_model.SIZE]) == ("long", format_amount(1.0))
+        assert row[positions_model.ENTRY] != "" and panel.summary_label.text() == "1 open position"
+        assert panel.error_text() == ""
+    finally:
+        if panel is not None:
+            panel.stop()
+            await panel.wait_idle()
+            shiboken6.delete(panel)
+        bridge.close()
+        await services.aclose()

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -373,6 +373,18 @@ class PaperRepository:
         statement = statement.order_by(_fills.c.id).limit(limit)
         async with self._database.engine.connect() as connection:
             return [_fill(row._asdict()) for row in await connection.execute(statement)]
+
+    async def fill_stats(self, account_id: str) -> tuple[int, int | None]:
+        """How many fills the account has and when the first one happened (``ts_ms``; None
+        without fills), counted by the database instead of loading every fill."""
+        statement = (
+            select(func.count(_fills.c.id), func.min(_fills.c.ts_ms))
+            .join(_orders, _fills.c.order_id == _orders.c.id)
+            .where(_orders.c.account_id == account_id)
+        )
+        async with self._database.engine.connect() as connection:
+            count, first = (await connection.execute(statement)).one()
+        return int(count), None if first is None else int(first)
 
 
 # --------------------------------------------------------------------------- helpers

@@ -41,9 +41,11 @@ from cts_desktop.engine.connections import (
     ConnectionRuleError,
     ConnectionService,
 )
+from cts_desktop.engine.live_guard import exchange_display_name
 from cts_desktop.storage.secrets import Credentials, KeyringStatus, SecretStoreError
 from cts_desktop.ui.async_tasks import TaskRunner
-from cts_desktop.ui.models.connections_model import API_TYPE_LABELS, exchange_label
+from cts_desktop.ui.models.connections_model import API_TYPE_LABELS
+from cts_desktop.ui.theme import BOLD_ERROR_STYLE
 
 if TYPE_CHECKING:
     from cts_desktop.storage.repositories.connections import ConnectionRecord
@@ -56,7 +58,6 @@ NOT_SUPPORTED_SUFFIX: Final = " — not supported yet"
 PASSPHRASE_EXCHANGES: Final = frozenset({"okx"})
 MARGIN_LABELS: Final = {MarginMode.CROSS.value: "Cross", MarginMode.ISOLATED.value: "Isolated"}
 POSITION_LABELS: Final = {PositionMode.HEDGE.value: "Hedge", PositionMode.ONE_WAY.value: "One-way"}
-ERROR_STYLE: Final = "QLabel { color: #d32f2f; font-weight: bold; }"
 
 
 class ConnectionDialog(QDialog):
@@ -106,7 +107,7 @@ class ConnectionDialog(QDialog):
 
         self.error_label = QLabel(self)
         self.error_label.setObjectName("connection_error")
-        self.error_label.setStyleSheet(ERROR_STYLE)
+        self.error_label.setStyleSheet(BOLD_ERROR_STYLE)
         self.error_label.setWordWrap(True)
         self.error_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.error_label.hide()
@@ -130,11 +131,11 @@ class ConnectionDialog(QDialog):
         box = QComboBox(self)
         box.setObjectName("connection_exchange")
         for exchange in SUPPORTED_EXCHANGES:
-            box.addItem(exchange_label(exchange), exchange)
+            box.addItem(exchange_display_name(exchange), exchange)
         model = box.model()
         assert isinstance(model, QStandardItemModel)  # QComboBox's own model
         for exchange, reason in UNSUPPORTED_EXCHANGES.items():
-            box.addItem(exchange_label(exchange) + NOT_SUPPORTED_SUFFIX, exchange)
+            box.addItem(exchange_display_name(exchange) + NOT_SUPPORTED_SUFFIX, exchange)
             item = model.item(box.count() - 1)
             item.setEnabled(False)  # listed so users see it is known, but cannot be chosen
             item.setToolTip(reason)

@@ -22,9 +22,9 @@ from PySide6.QtWidgets import (
 )
 
 from cts_desktop.engine.connection_test import WITHDRAW_WARNING, ConnectionTestResult
+from cts_desktop.ui.theme import BOLD_ERROR_STYLE
 
 SUCCESS_STYLE: Final = "QLabel { color: #2e7d32; font-weight: bold; }"
-FAILED_STYLE: Final = "QLabel { color: #d32f2f; font-weight: bold; }"
 WITHDRAW_STYLE: Final = (
     "QLabel { background: #c62828; color: white; font-weight: bold; padding: 8px; border-radius: 3px; }"
 )
@@ -45,7 +45,7 @@ class ConnectionTestDialog(QDialog):
         self.status_label = QLabel(self._status_text(connection_name, result), self)
         self.status_label.setObjectName("connection_test_status")
         self.status_label.setWordWrap(True)
-        self.status_label.setStyleSheet(SUCCESS_STYLE if result.success else FAILED_STYLE)
+        self.status_label.setStyleSheet(SUCCESS_STYLE if result.success else BOLD_ERROR_STYLE)
         self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
         self.withdraw_banner = QLabel(WITHDRAW_WARNING, self)

@@ -42,15 +42,14 @@ from PySide6.QtWidgets import (
 from cts_desktop.domain.engine import ChecklistItem, GoLiveChecklist
 from cts_desktop.domain.enums import TradingMode
 from cts_desktop.engine.connection_test import ConnectionTester
+from cts_desktop.engine.live_guard import exchange_display_name, names_exchange
 from cts_desktop.ui.async_tasks import TaskRunner
 from cts_desktop.ui.engine_facade import EngineFacade
-from cts_desktop.ui.models.connections_model import exchange_label
+from cts_desktop.ui.theme import BOLD_ERROR_STYLE, ERROR_STYLE
 
 NO_READER: Final = "cannot be read in this session (no connection tester)"
 PASSED_STYLE: Final = "QLabel { color: #2e7d32; }"
-FAILED_STYLE: Final = "QLabel { color: #d32f2f; font-weight: bold; }"
 UNKNOWN_STYLE: Final = "QLabel { color: #8a8a8a; }"
-ERROR_STYLE: Final = "QLabel { color: #d32f2f; }"
 LIVE_BUTTON_STYLE: Final = (
     "QPushButton { background: #c62828; color: white; font-weight: bold; padding: 4px 12px; }"
     "QPushButton:disabled { background: #bdbdbd; color: #eeeeee; }"
@@ -106,12 +105,6 @@ class GoLiveDecision:
     typed_phrase: str
     balance: float | None
     balance_asset: str
-
-
-def phrase_matches(typed: str, exchange: str) -> bool:
-    """The typed text names the exchange (its id or its display name; case and spaces ignored)."""
-    wanted = {exchange.casefold(), exchange_label(exchange).casefold()}
-    return typed.strip().casefold() in wanted
 
 
 class GoLiveDialog(QDialog):
@@ -292,7 +285,7 @@ class GoLiveDialog(QDialog):
             checklist is not None
             and self._balance is not None
             and self._balance.usable
-            and phrase_matches(self.phrase_edit.text(), checklist.exchange)
+            and names_exchange(self.phrase_edit.text(), checklist.exchange)
             and not busy
         )
 
@@ -359,7 +352,7 @@ class GoLiveDialog(QDialog):
         if item.passed is True:
             mark, style = "✓", PASSED_STYLE
         elif item.passed is False:
-            mark, style = "✗", FAILED_STYLE
+            mark, style = "✗", BOLD_ERROR_STYLE
         else:
             mark, style = "?", UNKNOWN_STYLE
         label = self._label(f"go_live_item_{item.key}", style)
@@ -438,7 +431,7 @@ class GoLiveDialog(QDialog):
     def _show_confirmation(self, checklist: GoLiveChecklist, balance: AccountBalance) -> None:
         self._balance = balance
         name = self._facade.snapshot(checklist.connection_id).name
-        exchange = exchange_label(checklist.exchange)
+        exchange = exchange_display_name(checklist.exchange)
         text = (
             f"Switch “{name}” to LIVE trading on {exchange}.\n\n"
             f"Account balance: {balance.text()}\n\n"
@@ -472,7 +465,7 @@ class GoLiveDialog(QDialog):
             checklist is None
             or balance is None
             or not balance.usable
-            or not phrase_matches(typed, checklist.exchange)
+            or not names_exchange(typed, checklist.exchange)
             or not self.all_pass()
         ):
             return

@@ -33,13 +33,13 @@ from cts_desktop.domain.orders import ReconcileDifference
 from cts_desktop.ui.async_tasks import TaskRunner
 from cts_desktop.ui.engine_facade import EngineFacade
 from cts_desktop.ui.models.row_table_model import ModelIndex, RowTableModel
+from cts_desktop.ui.theme import ERROR_STYLE
 
 COLUMNS: Final = ("Apply", "Kind", "Symbol", "Difference", "Proposed fix", "Status")
 APPLY, KIND, SYMBOL, DESCRIPTION, ACTION, STATUS = range(len(COLUMNS))
 AUTO_APPLIED: Final = "applied automatically"
 PENDING: Final = "waits for your confirmation"
 APPLIED: Final = "applied"
-ERROR_STYLE: Final = "QLabel { color: #d32f2f; }"
 OK_COLOUR: Final = QColor("#2e7d32")
 PENDING_COLOUR: Final = QColor("#c77700")
 FAILED_COLOUR: Final = QColor("#d32f2f")

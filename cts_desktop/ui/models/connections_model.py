@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QColor, QFont
 
 from cts_desktop.domain.market import ApiType
+from cts_desktop.engine.live_guard import exchange_display_name
 from cts_desktop.ui.models.row_table_model import RowTableModel
 
 if TYPE_CHECKING:
@@ -24,15 +25,6 @@ if TYPE_CHECKING:
 COLUMNS: Final = ("Name", "Exchange", "API type", "Testnet", "Enabled", "Live", "Preset", "Status")
 NAME, EXCHANGE, API_TYPE, TESTNET, ENABLED, LIVE, PRESET, STATUS = range(len(COLUMNS))
 
-#: How exchanges are spelled on screen (ids stay lower-case everywhere else).
-EXCHANGE_LABELS: Final[dict[str, str]] = {
-    "bybit": "Bybit",
-    "bingx": "BingX",
-    "binance": "Binance",
-    "okx": "OKX",
-    "pionex": "Pionex",
-    "orangex": "OrangeX",
-}
 API_TYPE_LABELS: Final[dict[str, str]] = {
     ApiType.UNIFIED.value: "Unified",
     ApiType.PERPETUAL_FUTURES.value: "Perpetual futures",
@@ -46,14 +38,10 @@ WARNING_COLOUR: Final = QColor("#c77700")
 ERROR_COLOUR: Final = QColor("#d32f2f")
 
 
-def exchange_label(exchange: str) -> str:
-    return EXCHANGE_LABELS.get(exchange, exchange)
-
-
 def format_test_time(at: datetime) -> str:
-    """Local wall-clock time: the user compares it with their own clock, not with UTC."""
-    aware = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
-    return aware.astimezone().strftime("%Y-%m-%d %H:%M")
+    """Local wall-clock time of an aware ``at`` (as stored): the user compares it with their own
+    clock, not with UTC."""
+    return at.astimezone().strftime("%Y-%m-%d %H:%M")
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +110,7 @@ class ConnectionsTableModel(RowTableModel[ConnectionRow]):
         if column == NAME:
             return record.name
         if column == EXCHANGE:
-            return exchange_label(record.exchange)
+            return exchange_display_name(record.exchange)
         if column == API_TYPE:
             return API_TYPE_LABELS.get(record.api_type, record.api_type)
         if column == STATUS:

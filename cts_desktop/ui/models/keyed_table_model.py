@@ -22,19 +22,12 @@ SORT_ROLE: Final = int(Qt.ItemDataRole.UserRole) + 1  # numbers for numeric colu
 class KeyedRowTableModel[RowT, KeyT: Hashable](RowTableModel[RowT]):
     """Rows identified by :meth:`key`; :meth:`replace_rows` merges a fresh full list."""
 
-    def __init__(self, columns: Sequence[str], parent: QObject | None = None) -> None:
-        super().__init__(columns, parent)
-        self._row_of: dict[KeyT, int] = {}
-
     def key(self, row: RowT) -> KeyT:
         raise NotImplementedError(f"{type(self).__name__} must implement key()")
 
     def rows(self) -> list[RowT]:
         """Rows in model order (not view order)."""
         return list(self._rows)
-
-    def row_of(self, key: KeyT) -> int | None:
-        return self._row_of.get(key)
 
     def row_at(self, row: int) -> RowT:
         return self._rows[row]
@@ -54,9 +47,7 @@ class KeyedRowTableModel[RowT, KeyT: Hashable](RowTableModel[RowT]):
         if fresh:  # what is left is new
             first = len(self._rows)
             self.beginInsertRows(QModelIndex(), first, first + len(fresh) - 1)
-            for key, row in fresh.items():
-                self._row_of[key] = len(self._rows)
-                self._rows.append(row)
+            self._rows.extend(fresh.values())
             self.endInsertRows()
 
     def refresh_column(self, column: int) -> None:
@@ -79,7 +70,6 @@ class KeyedRowTableModel[RowT, KeyT: Hashable](RowTableModel[RowT]):
             self.beginRemoveRows(QModelIndex(), first, last)
             del self._rows[first : last + 1]
             self.endRemoveRows()
-        self._row_of = {self.key(row): index for index, row in enumerate(self._rows)}
 
 
 class ConnectionRowsModel[RowT, KeyT: Hashable](KeyedRowTableModel[RowT, KeyT]):

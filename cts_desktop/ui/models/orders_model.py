@@ -59,10 +59,11 @@ def format_amount(value: float | None) -> str:
 
 
 def format_local_time(at: datetime | None, *, today: datetime | None = None) -> str:
-    """Local wall-clock time; the date only when it is not today (old orders stand out)."""
+    """Local wall-clock time of an aware ``at`` (every stored time is); the date only when it is
+    not today (old orders stand out)."""
     if at is None:
         return ""
-    local = (at if at.tzinfo is not None else at.replace(tzinfo=UTC)).astimezone()
+    local = at.astimezone()
     now = (today or datetime.now(UTC)).astimezone()
     return local.strftime("%H:%M:%S" if local.date() == now.date() else "%Y-%m-%d %H:%M")
 

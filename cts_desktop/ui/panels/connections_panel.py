@@ -42,11 +42,11 @@ from cts_desktop.ui.models.connections_model import (
     ConnectionRow,
     ConnectionsTableModel,
 )
+from cts_desktop.ui.theme import ERROR_STYLE
 
 log = logging.getLogger(__name__)
 
 RELOAD_DELAY_MS: Final = 100  # a burst of ConnectionChanged events → one reload; ≤ 10 reloads/s
-ERROR_STYLE: Final = "QLabel { color: #d32f2f; }"
 
 
 class ConnectionsPanel(QWidget):

@@ -4,7 +4,9 @@ The card only displays a snapshot and says which action the user asked for (``ac
 the panel runs it on the coordinator. Each button is enabled exactly when its action is legal in
 the coordinator's eyes (``allowed``) and no action of this card is in flight, so a double click
 cannot send two transitions. Widgets are built once and updated in place: a health refresh every
-second must not rebuild (and flicker) the card.
+second must not rebuild (and flicker) the card, and a style sheet is set only when the value it
+shows (live or paper, the state, a health) changed, since every ``setStyleSheet`` repolishes the
+widget even when the sheet is the same.
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ from PySide6.QtWidgets import (
 
 from cts_desktop.domain.engine import ComponentHealth, EngineAction, EngineSnapshot, HealthStatus
 from cts_desktop.domain.enums import EngineState, TradingMode
-from cts_desktop.ui.models.connections_model import exchange_label
-from cts_desktop.ui.theme import MODE_STYLES
+from cts_desktop.engine.live_guard import exchange_display_name
+from cts_desktop.ui.theme import BOLD_ERROR_STYLE, MODE_STYLES
 
 _BADGE: Final = (
     "QLabel {{ background: {bg}; color: white; font-weight: bold; padding: 1px 8px; border-radius: 3px; }}"
@@ -49,7 +51,6 @@ HEALTH_COLOURS: Final[dict[HealthStatus, str]] = {
     HealthStatus.DEGRADED: "#c77700",
     HealthStatus.UNHEALTHY: "#d32f2f",
 }
-ERROR_STYLE: Final = "QLabel { color: #d32f2f; font-weight: bold; }"
 NOTICE_STYLE: Final = "QLabel { color: #c77700; font-weight: bold; }"
 #: Compact buttons: five of them share a row in a dock about 380 px wide.
 COMPACT_BUTTONS: Final = "QPushButton { padding: 2px 7px; }"
@@ -132,7 +133,7 @@ class EngineCard(QFrame):
         self.state_badge = self._label("engine_card_state")
         self.mode_badge = self._label("engine_card_mode")
         self.values: dict[str, QLabel] = {}
-        self.error_label = self._label("engine_card_error", ERROR_STYLE)
+        self.error_label = self._label("engine_card_error", BOLD_ERROR_STYLE)
         self.error_label.setWordWrap(True)
         self.error_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.retry_button = self._button("Retry", "engine_card_retry", EngineAction.START)
@@ -150,6 +151,12 @@ class EngineCard(QFrame):
         self.set_snapshot(snapshot, frozenset())
 
     # -- construction -------------------------------------------------------------------------
+
+    @staticmethod
+    def _restyle(widget: QWidget, style: str) -> None:
+        """Set ``style`` unless the widget already has it (Qt repolishes on every call)."""
+        if widget.styleSheet() != style:
+            widget.setStyleSheet(style)
 
     def _label(self, name: str, style: str = "") -> QLabel:
         label = QLabel(self)
@@ -229,19 +236,19 @@ class EngineCard(QFrame):
         self._allowed = allowed
         self._received_at = time.monotonic()
         self.name_label.setText(snapshot.name)
-        self.exchange_label.setText(exchange_label(snapshot.exchange))
+        self.exchange_label.setText(exchange_display_name(snapshot.exchange))
         self.state_badge.setText(snapshot.state.value.upper())
-        self.state_badge.setStyleSheet(state_style(snapshot.state))
+        self._restyle(self.state_badge, state_style(snapshot.state))
         self.state_badge.setToolTip(snapshot.reason)
         live = snapshot.mode is TradingMode.LIVE
         self.mode_badge.setText(snapshot.mode.value.upper())
-        self.mode_badge.setStyleSheet(MODE_STYLES[snapshot.mode])
+        self._restyle(self.mode_badge, MODE_STYLES[snapshot.mode])
         self.mode_badge.setToolTip(
             "Live trading: orders go to the exchange with real funds"
             if live
             else "Paper trading: simulated orders, no real funds"
         )
-        self.setStyleSheet(LIVE_FRAME if live else PAPER_FRAME)
+        self._restyle(self, LIVE_FRAME if live else PAPER_FRAME)
         self._show_stats(snapshot)
         self._show_components(snapshot.components)
         in_error = snapshot.state is EngineState.ERROR
@@ -257,7 +264,7 @@ class EngineCard(QFrame):
         components = snapshot.components
         health = self.values["Health"]
         health.setText(snapshot.health.value)
-        health.setStyleSheet(f"QLabel {{ color: {HEALTH_COLOURS[snapshot.health]}; font-weight: bold; }}")
+        self._restyle(health, f"QLabel {{ color: {HEALTH_COLOURS[snapshot.health]}; font-weight: bold; }}")
         self.values["Cycles"].setText(f"{sum(c.cycles for c in components):,}")
         self.values["Errors"].setText(f"{snapshot.error_count:,}")
         self.values["Success"].setText(format_rate(overall_success(components)))
@@ -285,7 +292,7 @@ class EngineCard(QFrame):
                 if isinstance(label, QLabel):
                     label.setText(text)
                     if column == 1:
-                        label.setStyleSheet(f"QLabel {{ color: {HEALTH_COLOURS[component.status]}; }}")
+                        self._restyle(label, f"QLabel {{ color: {HEALTH_COLOURS[component.status]}; }}")
                     if column == 0:
                         label.setToolTip(component.last_error)
                     if column == 5 and component.interval_ms is not None:
@@ -347,11 +354,9 @@ class EngineCard(QFrame):
         snapshot = self._snapshot
         text = "–"
         if snapshot.state in UP_STATES:
-            if snapshot.started_at is not None:
-                started = snapshot.started_at
-                if started.tzinfo is None:
-                    started = started.replace(tzinfo=UTC)
-                text = format_duration(max(0.0, (datetime.now(UTC) - started).total_seconds()))
+            if snapshot.started_at is not None:  # aware, as every stored time
+                elapsed = (datetime.now(UTC) - snapshot.started_at).total_seconds()
+                text = format_duration(max(0.0, elapsed))
             else:
                 text = format_duration(snapshot.uptime_s + time.monotonic() - self._received_at)
         self.values["Uptime"].setText(text)

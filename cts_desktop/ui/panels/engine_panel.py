@@ -39,12 +39,12 @@ from cts_desktop.ui.async_tasks import TaskRunner
 from cts_desktop.ui.bridge import EventBridge
 from cts_desktop.ui.engine_facade import EmergencyOutcome, EngineFacade
 from cts_desktop.ui.panels.engine_card import COMPACT_BUTTONS, EngineCard, plural, state_style
+from cts_desktop.ui.theme import ERROR_STYLE
 
 log = logging.getLogger(__name__)
 
 REFRESH_DELAY_MS: Final = 250  # ≤ 4 redraws per second
 TICK_MS: Final = 1000  # uptimes advance between snapshots
-ERROR_STYLE: Final = "QLabel { color: #d32f2f; }"
 EMERGENCY_STYLE: Final = (
     "QPushButton { background: #b71c1c; color: white; font-weight: bold; padding: 6px; border-radius: 3px; }"
     "QPushButton:disabled { background: #bdbdbd; color: #eeeeee; }"

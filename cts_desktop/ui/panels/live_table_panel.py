@@ -21,11 +21,11 @@ from cts_desktop.ui.async_tasks import TaskRunner
 from cts_desktop.ui.bridge import EventBridge
 from cts_desktop.ui.engine_facade import EngineFacade, connection_names
 from cts_desktop.ui.models.keyed_table_model import ConnectionRowsModel, SortProxy
+from cts_desktop.ui.theme import ERROR_STYLE
 
 log = logging.getLogger(__name__)
 
 RELOAD_DELAY_MS: Final = 250  # ≤ 4 reloads (and redraws) per second per panel
-ERROR_STYLE: Final = "QLabel { color: #d32f2f; }"
 
 
 class LiveTablePanel(QWidget):

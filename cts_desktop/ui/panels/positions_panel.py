@@ -1,14 +1,18 @@
 """The Positions dock: every open position of every connection, paper and live, with live PnL.
 
 Read-only: closing a position by hand is a later feature and would go through the coordinator.
-Reloads on ``PositionsChanged`` (which the engine also publishes when mark prices move PnL).
+Reloads on ``PositionsChanged``, which the engine publishes when positions open, change or close,
+not when the mark price moves. So the mark price and unrealised PnL also refresh every
+``MARK_REFRESH_MS`` while the dock shows at least one position (an empty or hidden dock reads
+nothing); the reload merges by key, so only the cells that changed are repainted.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Final
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer, Slot
 from PySide6.QtWidgets import QWidget
 
 from cts_desktop.domain.orders import PositionView
@@ -17,6 +21,8 @@ from cts_desktop.ui.bridge import EventBridge
 from cts_desktop.ui.engine_facade import EngineFacade
 from cts_desktop.ui.models.positions_model import CONNECTION, MODE, PNL, SIDE, SYMBOL, PositionsTableModel
 from cts_desktop.ui.panels.live_table_panel import LiveTablePanel
+
+MARK_REFRESH_MS: Final = 2_000  # marks and PnL between position events: one read every 2 s at most
 
 
 class PositionsPanel(LiveTablePanel):
@@ -35,6 +41,19 @@ class PositionsPanel(LiveTablePanel):
         header.resizeSection(SIDE, 50)
         header.resizeSection(PNL, 110)
         self.view.sortByColumn(CONNECTION, Qt.SortOrder.AscendingOrder)
+        self._mark_timer = QTimer(self)
+        self._mark_timer.setInterval(MARK_REFRESH_MS)
+        self._mark_timer.timeout.connect(self._refresh_marks)
+        self._mark_timer.start()
 
     async def fetch(self) -> Sequence[PositionView]:
         return await self._facade.open_positions()
+
+    @Slot()
+    def _refresh_marks(self) -> None:
+        if self.model.rowCount() > 0 and self.isVisible():
+            self.request_reload()
+
+    def stop(self) -> None:
+        self._mark_timer.stop()
+        super().stop()
