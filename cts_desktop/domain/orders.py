@@ -93,6 +93,19 @@ ORDER_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
 """Legal order status changes; the executor refuses any other (a late "open" never undoes a fill)."""
 
 
+def affected_side(
+    side: OrderSide, reduce_only: bool, position_side: PositionSide | None = None
+) -> PositionSide:
+    """The position an order moves: ``position_side`` when it names one; else a buy opens a long
+    and a reduce-only buy closes a short (and the other way round)."""
+    if position_side is not None:
+        return position_side
+    opening = PositionSide.LONG if side is OrderSide.BUY else PositionSide.SHORT
+    if reduce_only:
+        return PositionSide.SHORT if opening is PositionSide.LONG else PositionSide.LONG
+    return opening
+
+
 @dataclass(frozen=True, slots=True)
 class OrderIntent:
     """What the engine wants to trade, before the risk gate and before the venue.

@@ -7,6 +7,11 @@ peak only ever rises (a user who wants to start over resets it explicitly with :
 
 An account that cannot be read gives an ``AccountState`` whose equity is NaN: the gate's
 ``account`` rule then refuses every new order with that reason, instead of trading on a guess.
+
+A position's notional is the venue's when it states one, else contracts × contract size × mark
+(or entry) price: ``PositionSnapshot.contracts`` counts contracts, as ccxt's ``contracts`` does,
+and one contract of a linear market is ``MarketInfo.contract_size`` of the base (0.01 BTC on OKX's
+BTC-USDT-SWAP, for instance): the same notional the risk gate computes for an intent.
 """
 
 from __future__ import annotations
@@ -18,17 +23,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from cts_desktop.domain.enums import TradingMode
+from cts_desktop.domain.market import PositionSnapshot
+from cts_desktop.engine.orders import market_or_load
 from cts_desktop.engine.risk import AccountState, equity_of
 from cts_desktop.exchanges.base import Exchange
+from cts_desktop.exchanges.clock import SystemClock
+from cts_desktop.exchanges.errors import ExchangeError
 from cts_desktop.storage.repositories.account_marks import AccountMarkRecord, AccountMarksRepository
 
 log = logging.getLogger(__name__)
 
 UNKNOWN = float("nan")
-
-
-def _wall_clock_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def utc_day(ms: int) -> str:
@@ -46,7 +51,7 @@ class AccountTracker:
         marks: AccountMarksRepository,
         *,
         quote: str = "USDT",
-        clock: Callable[[], int] = _wall_clock_ms,
+        clock: Callable[[], int] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._connection_id = connection_id
@@ -54,7 +59,7 @@ class AccountTracker:
         self._venue = venue
         self._marks = marks
         self._quote = quote
-        self._clock = clock
+        self._clock = clock or SystemClock().now_ms
         self._monotonic = monotonic
         self._read_at = -math.inf
         self._mark: AccountMarkRecord | None = None
@@ -73,8 +78,7 @@ class AccountTracker:
         equity = equity_of(balance, positions)
         notional: dict[str, float] = {}
         for position in positions:
-            price = position.mark_price or position.entry_price
-            value = position.notional if position.notional is not None else position.contracts * price
+            value = await self._notional(position)
             notional[position.symbol] = notional.get(position.symbol, 0.0) + abs(value)
         if equity is None or balance is None:
             state = AccountState(UNKNOWN, UNKNOWN, UNKNOWN, UNKNOWN, open_positions=len(positions))
@@ -91,6 +95,24 @@ class AccountTracker:
         )
         self.last = state
         return state
+
+    async def _notional(self, position: PositionSnapshot) -> float:
+        """The venue's notional, else contracts × contract size × mark (or entry) price; a market
+        the venue cannot describe counts one contract as one unit (logged)."""
+        if position.notional is not None:
+            return position.notional
+        try:
+            market = await market_or_load(self._venue, position.symbol)
+        except ExchangeError as error:
+            log.warning("%s: no market rules for %s: %s", self._connection_id, position.symbol, error)
+            market = None
+        if market is None:
+            log.warning(
+                "%s: %s: notional counted at 1 unit per contract", self._connection_id, position.symbol
+            )
+        contract_size = market.contract_size if market is not None else 1.0
+        price = position.mark_price or position.entry_price
+        return position.contracts * contract_size * price
 
     async def reset_peak(self) -> None:
         """Start measuring the drawdown from the current equity (an explicit user decision)."""

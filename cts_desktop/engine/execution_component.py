@@ -14,8 +14,11 @@ TradingComponent` and does, per cycle (``system.active_order_interval_ms`` after
    (in live mode) and then the risk gate on a fresh account state.
 
 At start it reconciles the database with the venue and applies what is unambiguous; the rest is
-kept for the user (``reconcile`` / ``apply_difference``). Polling a real exchange every 50 ms would
-be a request storm, so order polling runs at most every ``poll_interval_s``.
+kept for the user (``reconcile`` / ``apply_difference``). Reconciliation has just asked the venue
+about every open order, so the first poll comes one ``poll_interval_s`` later; what reconciliation
+leaves undone (TP/SL to place or adopt, leftovers of closed positions) is the executor's
+``recover``, run after reconciliation and after each confirmed difference. Polling a real exchange
+every 50 ms would be a request storm, so order polling runs at most every ``poll_interval_s``.
 """
 
 from __future__ import annotations
@@ -39,14 +42,14 @@ from cts_desktop.domain.orders import (
 from cts_desktop.domain.settings_schema import SPEC_BY_KEY
 from cts_desktop.engine.account_tracker import AccountTracker
 from cts_desktop.engine.events import OrderRefused
-from cts_desktop.engine.orders import OrderExecutor, OrderRefusedError
+from cts_desktop.engine.orders import OrderExecutor, OrderRefusedError, market_or_load
 from cts_desktop.engine.pseudo.promotion import PromotionDecision, record_decisions
 from cts_desktop.engine.real_trading import RealCandidate, RealSelector, build_intent
 from cts_desktop.engine.reconcile import Reconciler
 from cts_desktop.engine.risk import AccountState, RiskGate, RiskLimits, connection_max_leverage
-from cts_desktop.engine.sizing import SizingRefusal, size_order_from_settings, volume_factor_for
+from cts_desktop.engine.sizing import size_order_from_settings, volume_factor_for
 from cts_desktop.engine.trading_component import TradingActionError, TradingContext
-from cts_desktop.exchanges.errors import BadSymbolError, ExchangeError
+from cts_desktop.exchanges.errors import ExchangeError
 from cts_desktop.storage.repositories.account_marks import AccountMarksRepository
 from cts_desktop.storage.repositories.audit import AuditRepository
 from cts_desktop.storage.repositories.connections import ConnectionRecord
@@ -149,7 +152,10 @@ class ExecutionTradingComponent:
                 len(waiting),
                 self.reconciler.describe(waiting),
             )
-        await self.executor.refresh_open()
+        # Reconciliation just fetched every active order: no full poll now, the first one comes
+        # a poll interval later; only what no poll would see is done now.
+        await self.executor.recover()
+        self._next_poll = self._monotonic() + self._poll_interval_s
         await self.account.refresh()
 
     async def cycle(self, *, accepting_new: bool) -> None:
@@ -204,12 +210,21 @@ class ExecutionTradingComponent:
         marks = {p.symbol: price for p in positions if (price := self._last_matched(p.symbol)) is not None}
         return [p.view(marks.get(p.symbol)) for p in positions]
 
+    async def open_counts(self) -> tuple[int, int]:
+        return (
+            await self.repository.count_open_orders(self._record.id),
+            await self.repository.count_open_positions(self._record.id),
+        )
+
     async def reconcile(self, apply: bool = True) -> list[ReconcileDifference]:
         self.differences = await self.reconciler.run(apply=apply)
+        if apply:
+            await self.executor.recover()
         return self.differences
 
     async def apply_difference(self, difference: ReconcileDifference) -> None:
         await self.reconciler.apply(difference)
+        await self.executor.recover()  # e.g. a position closed locally leaves its TP/SL to cancel
 
     async def close(self) -> None:
         """Nothing to release: the executor, repositories and selector hold no connections."""
@@ -239,12 +254,17 @@ class ExecutionTradingComponent:
             permission = await self._live_permission(self._record)
             if not permission.allowed:
                 return permission
-        # An order of the open path was sized on a state read a moment ago: reuse it (one balance
-        # and positions request per order); anything else (flatten, protective orders) reads anew.
-        account = await self.account.refresh(max_age_s=_SIZING_STATE_MAX_AGE_S)
         market = await self._market(intent.symbol)
         if market is None:
             return RiskDecision.refuse("market", f"{intent.symbol} is not a market of {self._record.name}")
+        if intent.reduce_only:
+            # Flatten and TP/SL children: the gate skips every rule that reads the account (a
+            # trader must always be able to reduce risk), so the last known state will do.
+            account = self.account.last or await self.account.refresh()
+            return self.gate.check(intent, account, market, self._limits())
+        # An order of the open path was sized on a state read a moment ago: reuse it (one balance
+        # and positions request per order); anything else reads anew.
+        account = await self.account.refresh(max_age_s=_SIZING_STATE_MAX_AGE_S)
         account = replace(account, open_positions=await self._open_positions_everywhere(account))
         return self.gate.check(intent, account, market, self._limits())
 
@@ -295,16 +315,15 @@ class ExecutionTradingComponent:
             volume_factor=volume_factor_for("main", self._record),
             connection_max_leverage=connection_max_leverage(self._record),
         )
-        if isinstance(sized, SizingRefusal):
-            decision = sized.as_decision()
+        if isinstance(sized, RiskDecision):
             log.info(
                 "%s: no order for %s: [%s] %s",
                 self._record.name,
                 candidate.symbol,
-                decision.rule,
-                decision.message,
+                sized.rule,
+                sized.message,
             )
-            self._context.bus.publish(OrderRefused(self._record.id, candidate.symbol, decision))
+            self._context.bus.publish(OrderRefused(self._record.id, candidate.symbol, sized))
             return False
         intent = build_intent(
             candidate,
@@ -397,10 +416,9 @@ class ExecutionTradingComponent:
         return price if isinstance(price, float) else None
 
     async def _market(self, symbol: str) -> MarketInfo | None:
-        try:
-            return self._venue.market(symbol)
-        except BadSymbolError:
-            return None
+        """The symbol's market; None when the venue does not list it (a failing market load
+        raises: the venue cannot be asked, which is not a refusal)."""
+        return await market_or_load(self._venue, symbol)
 
     def _settings(self) -> Mapping[str, Any]:
         return _SettingsView(self._context.setting)

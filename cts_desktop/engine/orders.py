@@ -34,10 +34,13 @@ The shape is hummingbot's in-flight order tracking, with the rules PITFALLS.md l
    us), and every rejection with the venue's reason, on the order row.
 
 Take-profit/stop-loss: where the venue can attach them (``supports_attached_tp_sl``) they travel
-with the entry, and the children the venue creates (the paper venue's ``<id>:tp`` / ``<id>:sl``)
-are adopted as our orders so their fills move our positions. Elsewhere the engine places
-separate reduce-only TAKE_PROFIT / STOP_LOSS orders once the entry is final with a fill, for the
-filled amount; when one of them fills (or the position closes) the others are cancelled.
+with the entry, and the children the venue creates (the paper venue's ``<id>:tp`` / ``<id>:sl``,
+see :func:`parent_client_id`) are adopted as our orders so their fills move our positions.
+Elsewhere the engine places separate reduce-only TAKE_PROFIT / STOP_LOSS orders once the entry is
+final with a fill, for the filled amount; when one of them fills (or the position closes) the
+others are cancelled. What a crash or a confirmed reconciliation leaves undone (protection not
+placed, children not adopted, leftovers of a closed position) is done by
+:meth:`OrderExecutor.recover`, once after reconciliation, not on every poll.
 
 Fills are derived from each order's cumulative state (see ``storage/repositories/orders.py``), so
 polling, acknowledgements and reconciliation can all apply the same venue answer safely.
@@ -60,11 +63,8 @@ import logging
 import random
 import re
 import secrets
-import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from enum import Enum
 from typing import Final
 
 from cts_desktop.domain.enums import Actor, TradingMode
@@ -78,11 +78,12 @@ from cts_desktop.domain.market import (
     PositionSide,
     VenueOrderStatus,
 )
-from cts_desktop.domain.orders import OrderIntent, OrderStatus, OrderView, RiskDecision
+from cts_desktop.domain.orders import OrderIntent, OrderStatus, OrderView, RiskDecision, affected_side
 from cts_desktop.engine.events import EventBus, OrderRefused, OrdersChanged, PositionsChanged
 from cts_desktop.exchanges.backoff import BackoffPolicy, Jitter
 from cts_desktop.exchanges.base import Exchange
-from cts_desktop.exchanges.errors import ErrorKind, ExchangeError, OrderNotFoundError
+from cts_desktop.exchanges.clock import SystemClock
+from cts_desktop.exchanges.errors import BadSymbolError, ErrorKind, ExchangeError, OrderNotFoundError
 from cts_desktop.storage.repositories.orders import (
     ACTIVE_STATUSES,
     DuplicateClientOrderIdError,
@@ -128,7 +129,6 @@ _PREFIX_PATTERN: Final = re.compile(r"[a-z][a-z0-9]{0,7}")
 _ALPHABET: Final = "0123456789abcdefghijklmnopqrstuvwxyz"
 _TIME_DIGITS: Final = 9
 _RANDOM_DIGITS: Final = 12
-MAX_CLIENT_ORDER_ID_LENGTH: Final = 32
 
 _VENUE_STATUS: Final = {
     VenueOrderStatus.OPEN: OrderStatus.OPEN,
@@ -183,29 +183,49 @@ def venue_status(snapshot: OrderSnapshot) -> OrderStatus:
     return status
 
 
+def parent_client_id(client_order_id: str | None) -> str | None:
+    """The client id a venue-derived child id was made from (``<parent>:tp`` → ``<parent>``, the
+    paper venue's take-profit/stop-loss children), or None for an id that is no such child. Our
+    ids are plain alphanumerics, so a separator right after one can only come from the venue."""
+    if not client_order_id:
+        return None
+    cut = next((i for i, char in enumerate(client_order_id) if not char.isalnum()), None)
+    if not cut:  # no separator, or one at the start
+        return None
+    return client_order_id[:cut]
+
+
 def is_child_client_id(candidate: str | None, parent: str) -> bool:
-    """True for an id the venue derived from ``parent`` (``<parent>:tp``): our ids are plain
-    alphanumerics, so a separator right after one can only come from the venue."""
-    if not candidate or len(candidate) <= len(parent) or not candidate.startswith(parent):
-        return False
-    return not candidate[len(parent)].isalnum()
+    """True for an id the venue derived from ``parent`` (see :func:`parent_client_id`)."""
+    return parent_client_id(candidate) == parent
 
 
-def _wall_clock_ms() -> int:
-    return time.time_ns() // 1_000_000
+def default_mode(venue: Exchange) -> TradingMode:
+    """The trading mode of a venue's positions when the caller names none: paper for the paper
+    venue, live otherwise."""
+    return TradingMode.PAPER if venue.name == "paper" else TradingMode.LIVE
 
 
-class _Lookup(Enum):
-    FOUND = "found"
-    NOT_FOUND = "not found"
-    FAILED = "failed"
+async def market_or_load(venue: Exchange, symbol: str) -> MarketInfo | None:
+    """The venue's rules for ``symbol``, loading its markets once if the symbol is not known yet;
+    None when the venue does not list it. Errors of the load itself (network, …) propagate."""
+    try:
+        return venue.market(symbol)
+    except BadSymbolError:
+        pass
+    await venue.load_markets()
+    try:
+        return venue.market(symbol)
+    except BadSymbolError:
+        return None
 
 
-@dataclass(frozen=True, slots=True)
-class _LookupResult:
-    outcome: _Lookup
-    snapshot: OrderSnapshot | None = None
-    error: ExchangeError | None = None
+async def fetch_order_of(venue: Exchange, record: OrderRecord) -> OrderSnapshot:
+    """The venue's state of one of our orders: by the venue's id once we know it, else by our
+    client id. Raises OrderNotFoundError when the venue does not know it."""
+    if record.exchange_order_id is not None:
+        return await venue.fetch_order(record.exchange_order_id, record.symbol)
+    return await venue.fetch_order_by_client_id(record.client_order_id, record.symbol)
 
 
 class OrderExecutor:
@@ -215,7 +235,7 @@ class OrderExecutor:
     retry waits testable; ``lost_after`` is N in "not found N times in a row → lost";
     ``hedge_mode`` makes closing orders name their position side (required by Binance/Bybit/OKX
     in hedge mode); ``mode`` is the trading mode of the positions ``flatten_positions`` closes
-    (default: paper for the paper venue, live otherwise).
+    (default: :func:`default_mode`).
     """
 
     def __init__(
@@ -242,14 +262,14 @@ class OrderExecutor:
         self._venue = venue
         self._repository = repository
         self._risk_check = risk_check
-        self._clock = clock or _wall_clock_ms
+        self._clock = clock or SystemClock().now_ms
         self._prefix = client_id_prefix
         self._policy = retry_policy
         self._sleep = sleep
         self._rng = rng
         self._lost_after = lost_after
         self._hedge_mode = hedge_mode
-        self._mode = mode or (TradingMode.PAPER if venue.name == "paper" else TradingMode.LIVE)
+        self._mode = mode or default_mode(venue)
         self._events = events
         self._locks: dict[str, asyncio.Lock] = {}
         self._not_found: dict[str, int] = {}
@@ -306,7 +326,7 @@ class OrderExecutor:
         if position_side is None and intent.real_position_id is not None:
             position = await self._repository.get_position(intent.real_position_id)
             position_side = position.side if position is not None else None
-        position_side = position_side or _affected_side(intent)
+        position_side = affected_side(intent.side, intent.reduce_only, position_side)
         for _ in range(3):
             now = self._clock()
             order = NewOrder(
@@ -374,8 +394,11 @@ class OrderExecutor:
     def _names_position_side(self, record: OrderRecord) -> bool:
         if not self._hedge_mode:
             return False
-        market = self._market_or_none(record.symbol)
-        return market is None or market.type is not MarketType.SPOT
+        try:
+            market = self._venue.market(record.symbol)
+        except BadSymbolError:
+            return True  # not known as spot: name the side, as a derivative needs it
+        return market.type is not MarketType.SPOT
 
     async def _send(self, record: OrderRecord) -> tuple[OrderRecord, list[OrderChange]]:
         """The create/lookup/resend loop; called with the order's lock held."""
@@ -392,11 +415,12 @@ class OrderExecutor:
                 if error.kind in REJECTION_KINDS:
                     if may_exist and error.kind is ErrorKind.INVALID_ORDER:
                         # Perhaps the venue refusing a duplicate of our own first attempt.
-                        found = await self._lookup(record)
-                        if found.snapshot is not None:
-                            return await self._adopt(record, found.snapshot, "after its resend was refused")
-                        if found.outcome is _Lookup.FAILED:
-                            return await self._leave_pending(record, error, found.error), []
+                        try:
+                            found = await self._lookup(record)
+                        except ExchangeError as lookup_error:
+                            return await self._leave_pending(record, error, lookup_error), []
+                        if found is not None:
+                            return await self._adopt(record, found, "after its resend was refused")
                     return await self._reject(record, error), []
                 may_exist = may_exist or error.kind not in NOT_PLACED_KINDS
                 log.warning(
@@ -412,14 +436,12 @@ class OrderExecutor:
                 await self._sleep(backoff.next_delay(error))
                 if not may_exist:
                     continue
-                found = await self._lookup(record)
-                if found.outcome is _Lookup.FOUND:
-                    assert found.snapshot is not None
-                    return await self._adopt(
-                        record, found.snapshot, f"after {error.kind.value} on the create"
-                    )
-                if found.outcome is _Lookup.FAILED:
-                    return await self._leave_pending(record, error, found.error), []
+                try:
+                    found = await self._lookup(record)
+                except ExchangeError as lookup_error:
+                    return await self._leave_pending(record, error, lookup_error), []
+                if found is not None:
+                    return await self._adopt(record, found, f"after {error.kind.value} on the create")
                 log.info(
                     "%s: order %s not on the venue after %s; resending with the same client id",
                     self._connection_id,
@@ -432,12 +454,12 @@ class OrderExecutor:
 
         assert last_error is not None
         if may_exist:
-            found = await self._lookup(record)
-            if found.outcome is _Lookup.FOUND:
-                assert found.snapshot is not None
-                return await self._adopt(record, found.snapshot, "after the last attempt failed")
-            if found.outcome is _Lookup.FAILED:
-                return await self._leave_pending(record, last_error, found.error), []
+            try:
+                found = await self._lookup(record)
+            except ExchangeError as lookup_error:
+                return await self._leave_pending(record, last_error, lookup_error), []
+            if found is not None:
+                return await self._adopt(record, found, "after the last attempt failed")
         reason = f"gave up after {attempts} attempts: {last_error}"
         return await self._transition(record, OrderStatus.FAILED, reason, level=logging.ERROR), []
 
@@ -463,20 +485,13 @@ class OrderExecutor:
         self._publish_orders()
         return after
 
-    async def _lookup(self, record: OrderRecord) -> _LookupResult:
+    async def _lookup(self, record: OrderRecord) -> OrderSnapshot | None:
+        """The order as the venue holds it under our client id; None when it has no such order.
+        Any other error (the venue could not tell) propagates to the caller."""
         try:
-            snapshot = await self._venue.fetch_order_by_client_id(record.client_order_id, record.symbol)
+            return await self._venue.fetch_order_by_client_id(record.client_order_id, record.symbol)
         except OrderNotFoundError:
-            return _LookupResult(_Lookup.NOT_FOUND)
-        except ExchangeError as error:
-            log.warning(
-                "%s: looking up order %s by client id failed: %s",
-                self._connection_id,
-                record.client_order_id,
-                error,
-            )
-            return _LookupResult(_Lookup.FAILED, error=error)
-        return _LookupResult(_Lookup.FOUND, snapshot)
+            return None
 
     async def _adopt(
         self, record: OrderRecord, snapshot: OrderSnapshot, why: str
@@ -496,7 +511,7 @@ class OrderExecutor:
         return await self._transition(record, OrderStatus.REJECTED, reason, level=logging.WARNING)
 
     async def _leave_pending(
-        self, record: OrderRecord, error: ExchangeError, lookup_error: ExchangeError | None
+        self, record: OrderRecord, error: ExchangeError, lookup_error: ExchangeError
     ) -> OrderRecord:
         log.error(
             "%s: order %s may or may not be on the venue (%s; the lookup failed: %s); left pending for "
@@ -605,35 +620,25 @@ class OrderExecutor:
             return []
         adopted = []
         for snapshot in open_orders:
-            if not is_child_client_id(snapshot.client_order_id, entry.client_order_id):
-                continue
-            adopted.append(
-                await self.adopt(snapshot, parent=entry, reason="take-profit/stop-loss attached to entry")
-            )
+            if is_child_client_id(snapshot.client_order_id, entry.client_order_id):
+                adopted.append(await self._adopt_child(snapshot, entry))
         return adopted
 
-    async def adopt(
-        self,
-        snapshot: OrderSnapshot,
-        *,
-        parent: OrderRecord | None = None,
-        reason: str = "adopted from the venue",
-    ) -> OrderRecord:
-        """Start tracking an order the venue holds but we did not send (attached TP/SL children,
-        or an unknown order the user chose to adopt in reconciliation). Idempotent by client id."""
+    async def _adopt_child(self, snapshot: OrderSnapshot, parent: OrderRecord) -> OrderRecord:
+        """Start tracking a take-profit/stop-loss the venue created from ``parent``. Idempotent by
+        client id (reconciliation adopts them with :func:`adopt_venue_order` too)."""
+        reason = "take-profit/stop-loss attached to entry"
         change = await adopt_venue_order(
             self._repository,
             self._connection_id,
             snapshot,
-            mode=parent.mode if parent is not None else self._mode,
+            mode=parent.mode,
             at=self._now(),
             parent=parent,
             reason=reason,
         )
-        if change is None:
-            existing = await self._repository.get_by_client_id(client_id_of(snapshot))
-            assert existing is not None
-            return existing
+        if not change.changed:
+            return change.after  # stored already
         self._log_change(change)
         log.info(
             "%s: adopted venue order %s as %s (%s)",
@@ -713,15 +718,11 @@ class OrderExecutor:
         if record.is_final:
             return record, changes
         if record.status is OrderStatus.PENDING_CREATE:
-            found = await self._lookup(record)
-            if found.outcome is _Lookup.FAILED:
-                assert found.error is not None
-                raise found.error
-            if found.outcome is _Lookup.NOT_FOUND:
+            found = await self._lookup(record)  # an error: the venue could not tell, raised as is
+            if found is None:
                 reason = "cancelled before the venue acknowledged it (the venue does not know it)"
                 return await self._transition(record, OrderStatus.CANCELLED, reason), changes
-            assert found.snapshot is not None
-            change = await self._apply(record, found.snapshot, acknowledged=True)
+            change = await self._apply(record, found, acknowledged=True)
             changes.append(change)
             record = change.after
             if record.is_final:
@@ -767,9 +768,7 @@ class OrderExecutor:
         return await self._venue.cancel_order(exchange_id, record.symbol)
 
     async def _fetch(self, record: OrderRecord) -> OrderSnapshot:
-        if record.exchange_order_id is not None:
-            return await self._venue.fetch_order(record.exchange_order_id, record.symbol)
-        return await self._venue.fetch_order_by_client_id(record.client_order_id, record.symbol)
+        return await fetch_order_of(self._venue, record)
 
     async def cancel_all(self) -> list[OrderView]:
         """Cancel every non-final order of the connection (emergency stop). One failure does not
@@ -787,9 +786,10 @@ class OrderExecutor:
     # ----------------------------------------------------------------- polling
 
     async def refresh_open(self) -> list[OrderView]:
-        """Poll the venue for every order it holds for us; apply fills and final states; mark an
-        order ``lost`` after ``lost_after`` "not found" answers in a row; re-send cancels still
-        pending; place or adopt TP/SL that are due. Returns the orders that changed."""
+        """Poll the venue for every order it holds for us; apply fills and final states (and what
+        they call for: TP/SL to place or adopt, leftovers to cancel); mark an order ``lost`` after
+        ``lost_after`` "not found" answers in a row; re-send cancels still pending. Returns the
+        orders that changed. What no poll sees change is :meth:`recover`'s job."""
         changed: dict[str, OrderView] = {}
         for record in await self._repository.active_orders(self._connection_id):
             lock = self._lock_for(record.id)
@@ -804,7 +804,16 @@ class OrderExecutor:
             for change in changes:
                 if change.changed:
                     changed[change.after.id] = (await self._fresh(change.after)).view()
+        self._drop_idle_locks()
+        return list(changed.values())
 
+    async def recover(self) -> None:
+        """Finish what the database says is unfinished but no poll will see change: cancel the
+        protective orders of positions that closed (while the application was not running, or by
+        a confirmed reconciliation), place the engine-managed TP/SL of filled entries that have
+        none (a crash after the entry was sent), and adopt attached TP/SL children not adopted
+        yet. Run once after reconciliation at start and after each confirmed reconciliation
+        difference, not on every poll (three queries that almost always find nothing)."""
         await self._cancel_leftovers(
             await self._repository.protective_orders_of_closed_positions(self._connection_id),
             except_id="",
@@ -817,7 +826,6 @@ class OrderExecutor:
             if entry.id not in self._adoption_tried:
                 await self._adopt_children(entry)
         self._drop_idle_locks()
-        return list(changed.values())
 
     async def _poll(self, record: OrderRecord) -> list[OrderChange]:
         try:
@@ -920,22 +928,12 @@ class OrderExecutor:
     def _now(self) -> datetime:
         return _at(self._clock())
 
-    def _market_or_none(self, symbol: str) -> MarketInfo | None:
-        try:
-            return self._venue.market(symbol)
-        except ExchangeError:
-            return None
-
     async def _market(self, symbol: str) -> MarketInfo | None:
-        market = self._market_or_none(symbol)
-        if market is None:
-            try:
-                await self._venue.load_markets()
-            except ExchangeError as error:
-                log.warning("%s: could not load markets: %s", self._connection_id, error)
-                return None
-            market = self._market_or_none(symbol)
-        return market
+        try:
+            return await market_or_load(self._venue, symbol)
+        except ExchangeError as error:
+            log.warning("%s: could not load markets: %s", self._connection_id, error)
+            return None
 
     def _publish_orders(self) -> None:
         if self._events is not None:
@@ -956,19 +954,17 @@ async def apply_snapshot(
 ) -> OrderChange:
     """Store a venue answer about ``record``: status, cumulative fills, acknowledgement.
 
-    While our cancel is in flight (``pending_cancel``) a non-final venue status keeps our status.
-    A stale answer whose status would be an illegal transition (a late "open" after a fill) is
-    logged and applied without its status, so its fills still count.
+    The status rules for a possibly stale answer (a cancel in flight keeps ``pending_cancel``; a
+    status that would be an illegal transition is dropped and its fills still count) are decided
+    by the repository against the row as stored when the answer is applied, not against
+    ``record``, which may be older (see ``VenueState.from_venue``). A dropped status is logged.
     """
-    status: OrderStatus | None = venue_status(snapshot)
-    if record.status is OrderStatus.PENDING_CANCEL and status is not None and not status.is_final:
-        status = None
     reason = snapshot.reject_reason
     if snapshot.status is VenueOrderStatus.EXPIRED and not reason:
         reason = "expired"
     state = VenueState(
         at=at,
-        status=status,
+        status=venue_status(snapshot),
         filled=snapshot.filled,
         average=snapshot.average,
         fee=snapshot.fee,
@@ -977,12 +973,18 @@ async def apply_snapshot(
         reject_reason=reason,
         acknowledged=acknowledged,
         amount=snapshot.amount,
+        from_venue=True,
     )
-    try:
-        return await repository.apply_venue_state(record.id, state)
-    except IllegalOrderTransition as illegal:
-        log.warning("%s: ignored the venue's status: %s", record.connection_id, illegal)
-        return await repository.apply_venue_state(record.id, replace(state, status=None))
+    change = await repository.apply_venue_state(record.id, state)
+    if change.ignored_status is not None:
+        log.warning(
+            "%s: ignored the venue's status for order %s: cannot go from %s to %s",
+            record.connection_id,
+            change.before.client_order_id,
+            change.before.status.value,
+            change.ignored_status.value,
+        )
+    return change
 
 
 def client_id_of(snapshot: OrderSnapshot) -> str:
@@ -999,12 +1001,15 @@ async def adopt_venue_order(
     at: datetime,
     parent: OrderRecord | None = None,
     reason: str = "adopted from the venue",
-) -> OrderChange | None:
+) -> OrderChange:
     """Store a venue order we did not send (an attached TP/SL child of ``parent``, or an unknown
-    order the user adopted) and apply its state; None when that client id is stored already."""
+    order the user adopted) and apply its state. Idempotent by client id: when that id is stored
+    already, the stored record comes back as an unchanged change (``before`` is ``after``,
+    ``changed`` is False) and nothing is written."""
     client_id = client_id_of(snapshot)
-    if await repository.get_by_client_id(client_id) is not None:
-        return None
+    existing = await repository.get_by_client_id(client_id)
+    if existing is not None:
+        return OrderChange(existing, existing)
     stop_price = None
     if parent is not None and snapshot.type is OrderType.TAKE_PROFIT:
         stop_price = parent.take_profit
@@ -1035,18 +1040,11 @@ async def adopt_venue_order(
                 actor=Actor.SYSTEM.value,
             )
         )
-    except DuplicateClientOrderIdError:
-        return None
+    except DuplicateClientOrderIdError:  # stored by a concurrent writer since the check above
+        stored = await repository.get_by_client_id(client_id)
+        assert stored is not None
+        return OrderChange(stored, stored)
     return await apply_snapshot(repository, record, snapshot, at=at, acknowledged=True)
-
-
-def _affected_side(intent: OrderIntent) -> PositionSide:
-    """The position an intent moves when it names none: a buy opens a long and a reduce-only buy
-    closes a short (and the other way round)."""
-    opening = PositionSide.LONG if intent.side is OrderSide.BUY else PositionSide.SHORT
-    if intent.reduce_only:
-        return PositionSide.SHORT if opening is PositionSide.LONG else PositionSide.LONG
-    return opening
 
 
 def _at(ms: int) -> datetime:
@@ -1056,14 +1054,17 @@ def _at(ms: int) -> datetime:
 __all__ = [
     "DEFAULT_LOST_AFTER",
     "DEFAULT_RETRY_POLICY",
-    "MAX_CLIENT_ORDER_ID_LENGTH",
     "OrderExecutor",
     "OrderRefusedError",
     "RiskCheck",
     "adopt_venue_order",
     "apply_snapshot",
     "client_id_of",
+    "default_mode",
+    "fetch_order_of",
     "is_child_client_id",
+    "market_or_load",
     "new_client_order_id",
+    "parent_client_id",
     "venue_status",
 ]

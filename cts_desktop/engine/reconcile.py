@@ -10,7 +10,10 @@ previous one fixed):
    the exchange"; younger ones may still be in flight and are only reported.
 2. **Orders we think open** are fetched: a final state, or fills that happened while the
    application was closed, are applied (with their fills and position changes); "not found" is
-   a difference to confirm (mark lost). **Lost orders** that turn up again are restored.
+   a difference to confirm (mark lost). **Lost orders** that turn up again are restored: those
+   lost within the last ``LOST_RECHECK_DAYS`` days are looked up one by one; older ones only
+   when they are among the exchange's open orders (step 3), so the lookups do not grow with
+   every order ever lost.
 3. **Open orders on the exchange that we do not know**: the TP/SL children the venue created from
    one of our entries (``<client id>:tp``) are adopted; the others are differences to confirm
    (cancel on the exchange, or adopt).
@@ -18,7 +21,8 @@ previous one fixed):
    holdings against the base asset's balance). Missing, unknown or different sizes are
    differences to confirm; nothing about a position is changed without confirmation, because
    only the user knows whether a manual trade or a liquidation explains it.
-5. **Balances** are reported (nothing to compare them with locally).
+5. **Balances** are reported (nothing to compare them with locally). They are fetched once per
+   run; step 4 reads them for spot holdings.
 
 What is unambiguous is applied at once when ``run(apply=True)``; the rest comes back as
 ``ReconcileDifference`` rows with ``applied=False`` and the proposed ``action``, for the UI to
@@ -30,19 +34,35 @@ rows (balances) carry ``applied=True`` and the action "report only": nothing wai
 from __future__ import annotations
 
 import logging
-import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Final
 
 from cts_desktop.domain.enums import TradingMode
-from cts_desktop.domain.market import MarketInfo, MarketType, OrderSnapshot, PositionSide, PositionSnapshot
-from cts_desktop.domain.orders import DifferenceKind, OrderStatus, ReconcileDifference
-from cts_desktop.engine.orders import adopt_venue_order, apply_snapshot, client_id_of, venue_status
+from cts_desktop.domain.market import (
+    Balance,
+    MarketInfo,
+    MarketType,
+    OrderSnapshot,
+    PositionSide,
+    PositionSnapshot,
+)
+from cts_desktop.domain.orders import ORDER_TRANSITIONS, DifferenceKind, OrderStatus, ReconcileDifference
+from cts_desktop.engine.orders import (
+    adopt_venue_order,
+    apply_snapshot,
+    client_id_of,
+    default_mode,
+    fetch_order_of,
+    market_or_load,
+    parent_client_id,
+    venue_status,
+)
 from cts_desktop.exchanges.base import Exchange
+from cts_desktop.exchanges.clock import SystemClock
 from cts_desktop.exchanges.errors import ExchangeError, OrderNotFoundError
 from cts_desktop.storage.repositories.orders import (
     ACTIVE_STATUSES,
@@ -51,6 +71,7 @@ from cts_desktop.storage.repositories.orders import (
     OrderRepository,
     RealPositionRecord,
     UnknownOrderError,
+    status_after_venue_answer,
 )
 
 log = logging.getLogger(__name__)
@@ -60,6 +81,9 @@ DEFAULT_PENDING_GRACE_MS: Final = 120_000
 attempts with their timeouts and waits take well under it); it is not failed yet."""
 DEFAULT_SIZE_TOLERANCE: Final = 1e-6
 """Relative difference below which two position sizes are the same (float noise, lot rounding)."""
+LOST_RECHECK_DAYS: Final = 7
+"""Lost orders last changed within this many days are looked up again on every run; older ones
+are restored only when they show up among the exchange's open orders (module docstring, step 2)."""
 
 ACTION_ADOPT_STATE: Final = "apply the exchange's state"
 ACTION_MARK_FAILED: Final = "mark failed: never reached the exchange"
@@ -80,10 +104,6 @@ ALTERNATIVE_ACTIONS: Final[Mapping[DifferenceKind, tuple[str, ...]]] = MappingPr
     }
 )
 """Actions the user may choose instead of the proposed one (pass to :meth:`Reconciler.apply`)."""
-
-
-def _wall_clock_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def _frozen(values: Mapping[str, object]) -> Mapping[str, object]:
@@ -124,8 +144,8 @@ class Reconciler:
     """Reconciles one connection's orders and positions with its venue (module docstring).
 
     ``clock`` gives UTC milliseconds (the age of pending orders, timestamps of what is applied);
-    ``mode`` selects which real positions belong to this venue (default: paper for the paper
-    venue, live otherwise).
+    ``mode`` selects which real positions belong to this venue (default:
+    :func:`~cts_desktop.engine.orders.default_mode`).
     """
 
     def __init__(
@@ -142,10 +162,10 @@ class Reconciler:
         self._connection_id = connection_id
         self._venue = venue
         self._repository = repository
-        self._clock = clock or _wall_clock_ms
+        self._clock = clock or SystemClock().now_ms
         self._grace_ms = pending_grace_ms
         self._tolerance = size_tolerance
-        self._mode = mode or (TradingMode.PAPER if venue.name == "paper" else TradingMode.LIVE)
+        self._mode = mode or default_mode(venue)
 
     # ----------------------------------------------------------------- run
 
@@ -154,10 +174,12 @@ class Reconciler:
         differences: list[ReconcileDifference] = []
         differences += await self._pending_orders(apply)
         differences += await self._active_orders(apply)
-        differences += await self._lost_orders(apply)
-        differences += await self._unknown_orders(apply)
-        differences += await self._positions()
-        differences += await self._balances()
+        lost, rechecked = await self._lost_orders(apply)
+        differences += lost
+        differences += await self._unknown_orders(apply, rechecked)
+        balances = await self._fetch_balances()
+        differences += await self._positions(balances)
+        differences += self._balances(balances)
         waiting = sum(1 for d in differences if not d.applied)
         log.info(
             "%s: reconciliation found %d difference(s), %d applied, %d to confirm",
@@ -277,10 +299,9 @@ class Reconciler:
             )
         status = venue_status(snapshot)
         more_filled = snapshot.filled > record.filled * (1 + self._tolerance)
-        same_status = status is record.status or (
-            record.status is OrderStatus.PENDING_CANCEL and not status.is_final
-        )
-        if same_status and not more_filled:
+        # What applying the answer would store (a cancel in flight keeps pending_cancel, a stale
+        # status is dropped): the repository's rule, so a no-op answer is no difference.
+        if status_after_venue_answer(record.status, status) is record.status and not more_filled:
             return None
         kind = DifferenceKind.ORDER_FILLED_WHILE_CLOSED if more_filled else DifferenceKind.ORDER_STATUS
         description = (
@@ -301,50 +322,53 @@ class Reconciler:
             remote=_snapshot_facts(snapshot),
         )
 
-    async def _lost_orders(self, apply: bool) -> list[ReconcileDifference]:
+    async def _lost_orders(self, apply: bool) -> tuple[list[ReconcileDifference], set[str]]:
+        """Look up the orders lost within ``LOST_RECHECK_DAYS``; returns the differences and the
+        ids of the orders looked up (older ones are matched against the open orders later)."""
         found: list[ReconcileDifference] = []
-        for record in await self._repository.list_orders(self._connection_id, statuses=[OrderStatus.LOST]):
+        since = self._now() - timedelta(days=LOST_RECHECK_DAYS)
+        recent = await self._repository.list_orders(
+            self._connection_id, statuses=[OrderStatus.LOST], updated_since=since
+        )
+        for record in recent:
             try:
                 snapshot = await self._venue.fetch_order_by_client_id(record.client_order_id, record.symbol)
             except ExchangeError:
                 continue  # still lost (or the exchange cannot tell now): nothing new to report
-            status = venue_status(snapshot)
-            if status not in {
-                OrderStatus.OPEN,
-                OrderStatus.PARTIALLY_FILLED,
-                OrderStatus.FILLED,
-                OrderStatus.CANCELLED,
-            }:
-                continue
-            description = (
-                f"lost here, but the exchange holds it as {status.value} (filled {snapshot.filled:.12g})"
-            )
-            if not apply:
-                found.append(
-                    self._difference(
-                        DifferenceKind.ORDER_STATUS,
-                        record,
-                        description,
-                        ACTION_ADOPT_STATE,
-                        False,
-                        remote=_snapshot_facts(snapshot),
-                    )
-                )
-                continue
-            change = await self._apply(record, snapshot)
-            found.append(
-                self._difference(
-                    DifferenceKind.ORDER_STATUS,
-                    record,
-                    description,
-                    f"restored as {change.after.status.value}",
-                    True,
-                    remote=_snapshot_facts(snapshot),
-                )
-            )
-        return found
+            difference = await self._restore_lost(record, snapshot, apply)
+            if difference is not None:
+                found.append(difference)
+        return found, {record.id for record in recent}
 
-    async def _unknown_orders(self, apply: bool) -> list[ReconcileDifference]:
+    async def _restore_lost(
+        self, record: OrderRecord, snapshot: OrderSnapshot, apply: bool
+    ) -> ReconcileDifference | None:
+        status = venue_status(snapshot)
+        if status not in ORDER_TRANSITIONS[OrderStatus.LOST]:
+            return None
+        description = (
+            f"lost here, but the exchange holds it as {status.value} (filled {snapshot.filled:.12g})"
+        )
+        if not apply:
+            return self._difference(
+                DifferenceKind.ORDER_STATUS,
+                record,
+                description,
+                ACTION_ADOPT_STATE,
+                False,
+                remote=_snapshot_facts(snapshot),
+            )
+        change = await self._apply(record, snapshot)
+        return self._difference(
+            DifferenceKind.ORDER_STATUS,
+            record,
+            description,
+            f"restored as {change.after.status.value}",
+            True,
+            remote=_snapshot_facts(snapshot),
+        )
+
+    async def _unknown_orders(self, apply: bool, rechecked: set[str]) -> list[ReconcileDifference]:
         try:
             remote_orders = await self._venue.fetch_open_orders()
         except ExchangeError as error:
@@ -364,6 +388,12 @@ class Reconciler:
             local = await self._repository.get_by_client_id(client_id)
             facts = _snapshot_facts(snapshot)
             if local is not None:
+                if local.status is OrderStatus.LOST and local.id not in rechecked:
+                    # Lost too long ago to be looked up, but open on the exchange after all.
+                    difference = await self._restore_lost(local, snapshot, apply)
+                    if difference is not None:
+                        found.append(difference)
+                    continue
                 if local.status in ACTIVE_STATUSES or local.status in (
                     OrderStatus.PENDING_CREATE,
                     OrderStatus.LOST,
@@ -437,19 +467,19 @@ class Reconciler:
         return found
 
     async def _parent_of(self, client_order_id: str | None) -> OrderRecord | None:
-        if not client_order_id:
+        parent_id = parent_client_id(client_order_id)
+        if parent_id is None:
             return None
-        cut = next((i for i, char in enumerate(client_order_id) if not char.isalnum()), None)
-        if cut is None or cut == 0:
-            return None
-        parent = await self._repository.get_by_client_id(client_order_id[:cut])
+        parent = await self._repository.get_by_client_id(parent_id)
         if parent is None or parent.connection_id != self._connection_id:
             return None
         return parent
 
     # ----------------------------------------------------------------- positions and balances
 
-    async def _positions(self) -> list[ReconcileDifference]:
+    async def _positions(self, balances: Mapping[str, Balance] | None) -> list[ReconcileDifference]:
+        """Our open positions against the exchange's; ``balances`` (None: could not be fetched)
+        stand in for spot positions."""
         local_positions = await self._repository.open_positions(self._connection_id, mode=self._mode)
         try:
             remote_positions = await self._venue.fetch_positions()
@@ -465,7 +495,6 @@ class Reconciler:
         remote: dict[tuple[str, PositionSide], PositionSnapshot] = {
             (p.symbol, p.side): p for p in remote_positions if p.contracts > 0
         }
-        balances: dict[str, float] | None = None
         found: list[ReconcileDifference] = []
         for key in sorted(set(local) | set(remote)):
             symbol, side = key
@@ -475,10 +504,9 @@ class Reconciler:
             market = await self._market(symbol)
             if market is not None and market.type is MarketType.SPOT and theirs is None:
                 if balances is None:
-                    balances = await self._balance_totals()
-                if balances is None:
                     continue
-                held = balances.get(market.base, 0.0)
+                base = balances.get(market.base)
+                held = base.total if base is not None else 0.0
                 if side is PositionSide.LONG and not self._smaller(held, quantity):
                     continue
                 found.append(
@@ -571,11 +599,15 @@ class Reconciler:
             remote=_frozen(remote),
         )
 
-    async def _balances(self) -> list[ReconcileDifference]:
+    async def _fetch_balances(self) -> dict[str, Balance] | None:
         try:
-            balances = await self._venue.fetch_balance()
+            return await self._venue.fetch_balance()
         except ExchangeError as error:
             log.warning("%s: could not fetch balances: %s", self._connection_id, error)
+            return None
+
+    def _balances(self, balances: Mapping[str, Balance] | None) -> list[ReconcileDifference]:
+        if balances is None:
             return []
         return [
             ReconcileDifference(
@@ -590,13 +622,6 @@ class Reconciler:
             for asset, b in sorted(balances.items())
             if b.total
         ]
-
-    async def _balance_totals(self) -> dict[str, float] | None:
-        try:
-            return {asset: b.total for asset, b in (await self._venue.fetch_balance()).items()}
-        except ExchangeError as error:
-            log.warning("%s: could not fetch balances: %s", self._connection_id, error)
-            return None
 
     def _differ(self, a: float, b: float) -> bool:
         return abs(a - b) > self._tolerance * max(abs(a), abs(b), 1e-12)
@@ -746,9 +771,7 @@ class Reconciler:
         return change
 
     async def _fetch(self, record: OrderRecord) -> OrderSnapshot:
-        if record.exchange_order_id is not None:
-            return await self._venue.fetch_order(record.exchange_order_id, record.symbol)
-        return await self._venue.fetch_order_by_client_id(record.client_order_id, record.symbol)
+        return await fetch_order_of(self._venue, record)
 
     async def _fetch_any(self, record: OrderRecord) -> OrderSnapshot:
         try:
@@ -758,13 +781,9 @@ class Reconciler:
 
     async def _market(self, symbol: str) -> MarketInfo | None:
         try:
-            return self._venue.market(symbol)
-        except ExchangeError:
-            pass
-        try:
-            await self._venue.load_markets()
-            return self._venue.market(symbol)
-        except ExchangeError:
+            return await market_or_load(self._venue, symbol)
+        except ExchangeError as error:
+            log.warning("%s: could not load markets: %s", self._connection_id, error)
             return None
 
     async def _price(self, symbol: str) -> float:
@@ -818,6 +837,7 @@ __all__ = [
     "ACTION_WAIT",
     "ALTERNATIVE_ACTIONS",
     "DEFAULT_PENDING_GRACE_MS",
+    "LOST_RECHECK_DAYS",
     "Reconciler",
     "describe",
 ]

@@ -11,6 +11,9 @@ volume factor, and *raised* a too-small size to the exchange minimum. D13 replac
     amount   = balance × PC % × volume factor × leverage ÷ (price × contract size),
                rounded DOWN to the lot step
 
+where ``balance`` is what the caller passes: the order loop (``execution_component``) passes the
+account's free balance in the quote currency (``AccountState.free_balance``), not its equity.
+
 and refuses (never rounds up) below the market's minimum amount or minimum cost, and refuses
 without a real positive balance. Rounding down means the order is never larger than the formula
 says; refusing instead of raising to the minimum means a small account never trades more than
@@ -20,19 +23,19 @@ The arithmetic is done in :class:`decimal.Decimal` on the decimal text of each i
 so 0.1 × 3 lot steps is 0.3 and not 0.30000000000000004, and an exact multiple of the lot step is
 never floored one step too low by binary noise.
 
-Result: :class:`SizedOrder`, or :class:`SizingRefusal` (a value, not an exception: "too small to
-trade" is an everyday outcome the engine logs and shows, like a risk refusal). Inputs that the
-settings registry would never allow (a negative position cost, leverage % above 100) are bugs and
-raise ``ValueError``.
+Result: :class:`SizedOrder`, or a refusing :class:`~cts_desktop.domain.orders.RiskDecision` (a
+value, not an exception: "too small to trade" is an everyday outcome the engine logs and shows,
+exactly like a risk refusal; ``rule`` uses the risk gate's rule names where one fits). Inputs that
+the settings registry would never allow (a negative position cost, leverage % above 100) are bugs
+and raise ``ValueError``.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
-from types import MappingProxyType
 from typing import Any, Literal
 
 from cts_desktop.domain.market import MarketInfo, MarketType
@@ -44,7 +47,6 @@ from cts_desktop.storage.repositories.connections import ConnectionRecord
 __all__ = [
     "EngineKind",
     "SizedOrder",
-    "SizingRefusal",
     "leverage_for",
     "size_order",
     "size_order_from_settings",
@@ -70,23 +72,6 @@ class SizedOrder:
     notional: float
     margin: float
     raw_amount: float
-
-
-@dataclass(frozen=True, slots=True)
-class SizingRefusal:
-    """Why no order can be sized; ``rule`` uses the risk gate's rule names where one fits."""
-
-    rule: str
-    message: str
-    numbers: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
-
-    @classmethod
-    def of(cls, rule: str, message: str, **numbers: float) -> SizingRefusal:
-        return cls(rule, message, MappingProxyType(dict(numbers)))
-
-    def as_decision(self) -> RiskDecision:
-        """The refusal in the risk gate's shape, for the ``OrderRefused`` event."""
-        return RiskDecision.refuse(self.rule, self.message, **self.numbers)
 
 
 def _d(value: float) -> Decimal:
@@ -137,9 +122,12 @@ def size_order(
     use_max_leverage: bool,
     leverage_cap: float = 0.0,
     connection_max_leverage: float | None = None,
-) -> SizedOrder | SizingRefusal:
-    """Size one order by D13; ``balance`` is the account's equity in the quote currency, freshly
-    fetched (None when it could not be: that refuses, there is no fallback balance).
+) -> SizedOrder | RiskDecision:
+    """Size one order by D13, or refuse (a :class:`RiskDecision` that is not allowed).
+
+    ``balance`` is the quote-currency amount the order may be sized from, freshly fetched (the
+    order loop passes the account's free balance); None when it could not be fetched: that
+    refuses, there is no fallback balance.
 
     ``position_cost_pct`` is in percent (0.1 = 0.1 %), ``leverage_pct`` too (5–100).
     """
@@ -149,16 +137,16 @@ def size_order(
         raise ValueError(f"volume_factor must be positive, not {volume_factor}")
     quote = market.quote
     if not _finite_positive(balance):
-        return SizingRefusal.of(
+        return RiskDecision.refuse(
             "balance",
             f"balance: no real {quote} balance is known for sizing (got {balance!r}); "
             "no order without a balance fetched from the account",
         )
     assert balance is not None
     if not _finite_positive(price):
-        return SizingRefusal("price", f"price: the market price must be positive, not {price!r}")
+        return RiskDecision.refuse("price", f"price: the market price must be positive, not {price!r}")
     if not _finite_positive(market.contract_size):
-        return SizingRefusal("amount", f"amount: {market.symbol} has no usable contract size")
+        return RiskDecision.refuse("amount", f"amount: {market.symbol} has no usable contract size")
     leverage = leverage_for(
         market,
         leverage_pct=leverage_pct,
@@ -190,7 +178,7 @@ def size_order(
     numbers = {"amount": amount, "raw_amount": float(raw), "leverage": leverage, "balance": balance}
     if amount_d <= 0 or (market.min_amount and amount_d < _d(market.min_amount)):
         minimum = market.min_amount or 0.0
-        return SizingRefusal.of(
+        return RiskDecision.refuse(
             "min_amount",
             f"minimum amount: {balance:,.2f} {quote} × {position_cost_pct:g} % × {volume_factor:g} × "
             f"{leverage:g}× at {price:,.10g} gives {float(raw):.10g}, {amount:.10g} on the lot step "
@@ -199,7 +187,7 @@ def size_order(
             **numbers,
         )
     if market.min_cost and notional_d < _d(market.min_cost):
-        return SizingRefusal.of(
+        return RiskDecision.refuse(
             "min_cost",
             f"minimum order value: {notional:,.2f} {quote} is below the minimum "
             f"{market.min_cost:,.2f} {quote} of {market.symbol}",
@@ -243,7 +231,7 @@ def size_order_from_settings(
     market: MarketInfo,
     volume_factor: float,
     connection_max_leverage: float | None = None,
-) -> SizedOrder | SizingRefusal:
+) -> SizedOrder | RiskDecision:
     """:func:`size_order` with ``main.position_cost_pct``, ``main.leverage_pct``, ``main.max_leverage``,
     ``main.use_max_leverage`` and ``risk.leverage_cap`` read (and validated) from ``values``;
     missing keys take their registry defaults."""

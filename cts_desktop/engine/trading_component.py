@@ -7,7 +7,7 @@ coordinator's ``trading_factory``; until then :class:`VenueTradingComponent` wor
 engine's trading venue (the paper venue in paper mode), so start, pause, emergency stop and the
 Orders and Positions docks run end to end today.
 
-Why a Protocol and a factory instead of a base class: the engine only needs these nine calls, and
+Why a Protocol and a factory instead of a base class: the engine only needs the calls below, and
 a factory receiving a :class:`TradingContext` lets the real component take whatever it needs
 (database, risk settings, the pseudo pipeline's promotions) without the engine changing.
 """
@@ -30,10 +30,10 @@ from cts_desktop.domain.market import (
     OrderType,
     PositionSide,
     PositionSnapshot,
-    VenueOrderStatus,
 )
-from cts_desktop.domain.orders import OrderStatus, OrderView, PositionView, ReconcileDifference
+from cts_desktop.domain.orders import OrderView, PositionView, ReconcileDifference
 from cts_desktop.engine.events import EventBus, OrdersChanged, PositionsChanged
+from cts_desktop.engine.orders import venue_status
 from cts_desktop.exchanges.base import Exchange
 from cts_desktop.exchanges.errors import ExchangeError, OrderNotFoundError
 
@@ -102,6 +102,11 @@ class TradingComponent(Protocol):
 
     async def open_positions(self) -> list[PositionView]: ...
 
+    async def open_counts(self) -> tuple[int, int]:
+        """(open orders, open positions) of the connection, as the docks would list them, for
+        the health loop: cheaper than building the views."""
+        ...
+
     async def reconcile(self, apply: bool = True) -> list[ReconcileDifference]: ...
 
     async def apply_difference(self, difference: ReconcileDifference) -> None: ...
@@ -136,15 +141,6 @@ class TradingContext:
 
 type TradingComponentFactory = Callable[[TradingContext], TradingComponent]
 
-_ORDER_STATUS = {
-    VenueOrderStatus.OPEN: OrderStatus.OPEN,
-    VenueOrderStatus.PARTIALLY_FILLED: OrderStatus.PARTIALLY_FILLED,
-    VenueOrderStatus.FILLED: OrderStatus.FILLED,
-    VenueOrderStatus.CANCELLED: OrderStatus.CANCELLED,
-    VenueOrderStatus.REJECTED: OrderStatus.REJECTED,
-    VenueOrderStatus.EXPIRED: OrderStatus.CANCELLED,
-}
-
 
 def _utc(ms: int | None) -> datetime | None:
     return None if ms is None else datetime.fromtimestamp(ms / 1000.0, tz=UTC)
@@ -161,7 +157,7 @@ def order_view(order: OrderSnapshot, connection_id: str, mode: TradingMode) -> O
         type=order.type,
         amount=order.amount,
         filled=order.filled,
-        status=_ORDER_STATUS[order.status],
+        status=venue_status(order),
         mode=mode,
         price=order.price,
         average_price=order.average,
@@ -219,6 +215,7 @@ class VenueTradingComponent:
         self._next_poll = 0.0
         self._orders_key: tuple[tuple[Any, ...], ...] | None = None
         self._positions_key: tuple[tuple[Any, ...], ...] | None = None
+        self._counts: tuple[int, int] | None = None  # from the last refresh
 
     @classmethod
     def create(cls, context: TradingContext) -> VenueTradingComponent:
@@ -298,6 +295,14 @@ class VenueTradingComponent:
             if p.contracts > 0
         ]
 
+    async def open_counts(self) -> tuple[int, int]:
+        """What the last refresh fetched while it is fresh (within the poll interval), else a
+        refresh now (which also announces any change to the docks)."""
+        if self._counts is None or self._clock() >= self._next_poll:
+            await self._refresh(force=True)
+        assert self._counts is not None
+        return self._counts
+
     async def reconcile(self, apply: bool = True) -> list[ReconcileDifference]:
         return []
 
@@ -309,6 +314,7 @@ class VenueTradingComponent:
 
     async def close(self) -> None:
         self._orders_key = self._positions_key = None
+        self._counts = None
 
     def risk_view(self) -> tuple[AccountState, RiskLimits] | None:
         return None  # it opens no positions of its own, so it tracks no account
@@ -322,6 +328,7 @@ class VenueTradingComponent:
         orders_key = tuple(sorted((o.id, o.status.value, o.filled) for o in orders))
         positions = await self._venue.fetch_positions()
         positions_key = tuple(sorted((p.symbol, p.side.value, p.contracts) for p in positions))
+        self._counts = (len(orders), sum(1 for p in positions if p.contracts > 0))
         # The first look counts as a change too: the docks then show what a restored paper
         # account (or a live account) already holds as soon as the engine starts.
         if orders_key != self._orders_key:

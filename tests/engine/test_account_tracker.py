@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from cts_desktop.domain.enums import TradingMode
-from cts_desktop.domain.market import MarketType, OrderRequest, OrderSide, OrderType
+from cts_desktop.domain.market import MarketType, OrderRequest, OrderSide, OrderType, PositionSnapshot
 from cts_desktop.engine.account_tracker import AccountTracker, utc_day
 from cts_desktop.exchanges.clock import ManualClock
 from cts_desktop.exchanges.paper import AccountSettings, PaperExchange
@@ -20,6 +22,25 @@ from cts_desktop.storage.repositories.paper import PaperRepository
 
 DAY1 = 1_763_683_200_000  # 2025-11-21T00:00:00Z
 HOUR = 3_600_000
+
+
+class CentiBitcoinContracts(SimulatedExchange):
+    """The simulated perpetuals with 0.01 BTC per contract (OKX's BTC-USDT-SWAP, for instance)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._markets = {
+            symbol: dataclasses.replace(market, contract_size=0.01, amount_step=1.0, min_amount=1.0)
+            for symbol, market in self._markets.items()
+        }
+
+
+class NoNotionalPaper(PaperExchange):
+    """The real paper venue answering like an exchange whose position rows state no notional
+    (ccxt then leaves ``notional`` None): contracts, entry and mark price only."""
+
+    async def fetch_positions(self, symbols: list[str] | None = None) -> list[PositionSnapshot]:
+        return [dataclasses.replace(p, notional=None) for p in await super().fetch_positions(symbols)]
 
 
 def test_utc_day_changes_exactly_at_midnight() -> None:
@@ -88,3 +109,32 @@ async def test_an_unreadable_account_is_unknown_not_empty(tmp_path: Path) -> Non
     assert math.isnan(state.equity) and math.isnan(state.free_balance)
     await paper.close()
     await db.close()
+
+
+@pytest.mark.asyncio
+async def test_a_position_without_a_notional_is_valued_with_its_contract_size(tmp_path: Path) -> None:
+    db = await Database.open(str(tmp_path / "cts.db"))
+    record = await ConnectionRepository(db).create(name="P", exchange="okx")
+    paper = NoNotionalPaper(
+        CentiBitcoinContracts(ManualClock(DAY1), market_type=MarketType.SWAP),
+        PaperRepository(db),
+        account_id="acct",
+        create_if_missing=AccountSettings(
+            starting_balance=10_000.0, slippage_bps=0.0, default_leverage=10.0, connection_id=record.id
+        ),
+        clock=lambda: DAY1,
+    )
+    try:
+        await paper.on_price("BTC/USDT", 60_000.0, DAY1)
+        await paper.create_order(OrderRequest("BTC/USDT", OrderSide.BUY, OrderType.MARKET, 10.0, "e1"))
+        (position,) = await paper.fetch_positions()
+        assert (position.contracts, position.notional) == (10.0, None)
+        tracker = AccountTracker(record.id, TradingMode.PAPER, paper, AccountMarksRepository(db))
+        state = await tracker.refresh()
+        # 10 contracts of 0.01 BTC at 60,000: 6,000 USDT (not 600,000), what the venue itself says.
+        (stated,) = await PaperExchange.fetch_positions(paper)
+        assert state.position_notional == {"BTC/USDT": pytest.approx(6_000.0)}
+        assert stated.notional == pytest.approx(6_000.0)
+    finally:
+        await paper.close()
+        await db.close()

@@ -19,16 +19,26 @@ import pytest
 import pytest_asyncio
 
 from cts_desktop.domain.enums import TradingMode
-from cts_desktop.domain.market import MarketType, OrderSide, PositionSide
-from cts_desktop.domain.orders import OrderStatus
+from cts_desktop.domain.market import (
+    Balance,
+    MarketType,
+    OrderRequest,
+    OrderSide,
+    OrderType,
+    PositionSide,
+)
+from cts_desktop.domain.orders import DifferenceKind, OrderIntent, OrderStatus
 from cts_desktop.domain.settings_schema import defaults
+from cts_desktop.engine.account_tracker import AccountTracker
 from cts_desktop.engine.events import Event, EventBus, OrderRefused
 from cts_desktop.engine.execution_component import ExecutionTradingComponent
 from cts_desktop.engine.pseudo.grid import MAIN_GRID
 from cts_desktop.engine.pseudo.pipeline import PseudoPipeline, SetKey, TickOutcome
 from cts_desktop.engine.pseudo.promotion import PromotionDecision, PromotionStep
-from cts_desktop.engine.trading_component import TradingComponent, TradingContext
+from cts_desktop.engine.reconcile import ACTION_CLOSE_LOCALLY
+from cts_desktop.engine.trading_component import TradingComponent, TradingContext, VenueTradingComponent
 from cts_desktop.exchanges.clock import ManualClock
+from cts_desktop.exchanges.errors import ExchangeDownError
 from cts_desktop.exchanges.paper import AccountSettings, PaperExchange
 from cts_desktop.exchanges.simulated import SimulatedExchange
 from cts_desktop.storage.database import Database
@@ -48,19 +58,35 @@ ROW = int(
 )
 
 
+class WatchedPaper(PaperExchange):
+    """The real paper venue; ``balance_down`` makes its balance unreadable (an exchange outage of
+    the account endpoint), ``balance_reads`` counts the balance requests."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.balance_down = False
+        self.balance_reads = 0
+
+    async def fetch_balance(self) -> dict[str, Balance]:
+        self.balance_reads += 1
+        if self.balance_down:
+            raise ExchangeDownError(self.name)
+        return await super().fetch_balance()
+
+
 @dataclasses.dataclass
 class Loop:
     db: Database
     record: ConnectionRecord
-    paper: PaperExchange
+    paper: WatchedPaper
     pipeline: PseudoPipeline
     bus: EventBus
     events: list[Event]
     settings: dict[str, Any]
     clock_ms: int = T0
 
-    def component(self, mode: TradingMode = TradingMode.PAPER, **options: Any) -> ExecutionTradingComponent:
-        context = TradingContext(
+    def context(self, mode: TradingMode = TradingMode.PAPER) -> TradingContext:
+        return TradingContext(
             connection=self.record,
             mode=mode,
             venue=self.paper,
@@ -69,8 +95,11 @@ class Loop:
             pipeline=self.pipeline,
             database=self.db,
         )
+
+    def component(self, mode: TradingMode = TradingMode.PAPER, **options: Any) -> ExecutionTradingComponent:
         options.setdefault("poll_interval_s", 0.0)
-        return ExecutionTradingComponent(context, monotonic=lambda: 0.0, **options)
+        options.setdefault("monotonic", lambda: 0.0)
+        return ExecutionTradingComponent(self.context(mode), **options)
 
     def prove(self, direction: int = 1, symbol: str = SYMBOL) -> int:
         """A set of ``symbol`` with 50 good closes, promoted to Main (what a close would announce)."""
@@ -96,7 +125,7 @@ async def loop(tmp_path: Path) -> AsyncIterator[Loop]:
     db = await Database.open(str(tmp_path / "cts.db"))
     record = await ConnectionRepository(db).create(name="Paper BTC", exchange="bybit")
     market = SimulatedExchange(ManualClock(T0), market_type=MarketType.SWAP)
-    paper = PaperExchange(
+    paper = WatchedPaper(
         market,
         PaperRepository(db),
         account_id="acct",
@@ -233,3 +262,140 @@ async def test_max_open_positions_counts_every_connection_of_the_same_mode(loop:
     (refusal,) = [e for e in loop.events if isinstance(e, OrderRefused)]
     assert refusal.decision.rule == "max_open_positions"
     assert await component.open_positions() == []
+
+
+@pytest.mark.asyncio
+async def test_start_reconciles_without_a_full_poll_and_polls_one_interval_later(loop: Loop) -> None:
+    first = loop.component()
+    await first.start()
+    loop.prove()
+    await first.cycle(accepting_new=True)  # an entry with its take-profit and stop-loss
+    (entry,) = [o for o in await first.repository.list_orders(loop.record.id) if o.parent_id is None]
+    tp = next(o for o in await first.repository.children(entry.id) if o.type is OrderType.TAKE_PROFIT)
+
+    now = [100.0]
+    component = loop.component(poll_interval_s=5.0, monotonic=lambda: now[0])  # a restart
+    await component.start()  # reconciliation asked about every order just now
+    await loop.price(60_300.0)  # then the take-profit fills on the venue
+    await component.cycle(accepting_new=False)
+    now[0] = 104.9
+    await component.cycle(accepting_new=False)
+    assert (await component.repository.get(tp.id)).status is OrderStatus.OPEN  # type: ignore[union-attr]
+    now[0] = 105.0  # one poll interval after the start
+    await component.cycle(accepting_new=False)
+    assert (await component.repository.get(tp.id)).status is OrderStatus.FILLED  # type: ignore[union-attr]
+    assert await component.open_positions() == []
+
+
+@pytest.mark.asyncio
+async def test_confirming_a_missing_position_cancels_its_leftover_take_profit(loop: Loop) -> None:
+    # A one-way account, where a take-profit need not be reduce-only.
+    await loop.paper.set_position_mode(False)
+    loop.record = dataclasses.replace(loop.record, position_mode="one_way")
+    component = loop.component()
+    await component.start()
+    # A long we hold that the exchange no longer has (closed by hand while we were away), with
+    # its take-profit still resting on the exchange: a plain trigger order, which venues keep
+    # after a manual close (the paper venue cancels only reduce-only orders with a position).
+    position = await component.repository.create_position(
+        connection_id=loop.record.id,
+        symbol=SYMBOL,
+        side=PositionSide.LONG,
+        mode=TradingMode.PAPER,
+        entry_price=60_000.0,
+        quantity=0.01,
+        at=datetime.fromtimestamp(T0 / 1000, UTC),
+    )
+    take_profit = await component.executor.submit(
+        OrderIntent(
+            connection_id=loop.record.id,
+            symbol=SYMBOL,
+            side=OrderSide.SELL,
+            type=OrderType.TAKE_PROFIT,
+            amount=0.01,
+            reference_price=61_000.0,
+            mode=TradingMode.PAPER,
+            stop_price=61_000.0,
+            real_position_id=position.id,
+        )
+    )
+    assert take_profit.status is OrderStatus.OPEN
+    differences = await component.reconcile()
+    (missing,) = [d for d in differences if d.kind is DifferenceKind.POSITION_MISSING_ON_EXCHANGE]
+    assert missing.action == ACTION_CLOSE_LOCALLY and not missing.applied
+    assert (await component.repository.get(take_profit.id)).status is OrderStatus.OPEN  # type: ignore[union-attr]
+
+    await component.apply_difference(missing)
+    assert await component.open_positions() == []
+    cancelled = await component.repository.get(take_profit.id)
+    assert cancelled is not None and cancelled.status is OrderStatus.CANCELLED
+    assert await loop.paper.fetch_open_orders(SYMBOL) == []
+
+
+@pytest.mark.asyncio
+async def test_reduce_only_orders_use_the_last_account_state_but_still_need_live_permission(
+    loop: Loop,
+) -> None:
+    component = loop.component()
+    await component.start()
+    loop.prove()
+    await component.cycle(accepting_new=True)
+    assert len(await component.open_positions()) == 1
+    # The last account state is an hour old and the account endpoint is down: an entry could
+    # not be checked, but closing must still work (the gate skips every rule that reads the
+    # account for a reduce-only order), without asking for the account first.
+    clock = [0.0]
+    component.account = AccountTracker(
+        loop.record.id,
+        TradingMode.PAPER,
+        loop.paper,
+        AccountMarksRepository(loop.db),
+        monotonic=lambda: clock[0],
+    )
+    await component.account.refresh()
+    clock[0] = 3_600.0
+    loop.paper.balance_down = True
+    reads = loop.paper.balance_reads
+    assert await component.flatten() == 1
+    assert loop.paper.balance_reads == reads  # the flatten's risk check asked for no balance
+    assert await component.open_positions() == []
+
+    live = loop.component(TradingMode.LIVE)
+    loop.paper.balance_down = False
+    await live.start()
+    await live.repository.create_position(
+        connection_id=loop.record.id,
+        symbol=SYMBOL,
+        side=PositionSide.LONG,
+        mode=TradingMode.LIVE,
+        entry_price=60_000.0,
+        quantity=0.01,
+        at=datetime.fromtimestamp(T0 / 1000, UTC),
+    )
+    before = len(await loop.paper.fetch_orders(SYMBOL))
+    assert await live.flatten() == 0
+    refusal = [e for e in loop.events if isinstance(e, OrderRefused)][-1]
+    assert refusal.decision.rule == "live_not_confirmed"
+    assert len(await loop.paper.fetch_orders(SYMBOL)) == before
+    assert [p.mode for p in await live.repository.open_positions(loop.record.id)] == [TradingMode.LIVE]
+
+
+@pytest.mark.asyncio
+async def test_open_counts_of_both_components(loop: Loop) -> None:
+    component = loop.component()
+    await component.start()
+    assert await component.open_counts() == (0, 0)
+    loop.prove()
+    await component.cycle(accepting_new=True)
+    assert await component.open_counts() == (2, 1)  # the take-profit and stop-loss; the long
+
+    now = [0.0]
+    venue = VenueTradingComponent(loop.context(), poll_interval_s=10.0, clock=lambda: now[0])
+    await venue.start()
+    assert await venue.open_counts() == (2, 1)
+    await loop.paper.create_order(
+        OrderRequest(SYMBOL, OrderSide.BUY, OrderType.LIMIT, 0.01, "manual1", price=50_000.0)
+    )
+    assert await venue.open_counts() == (2, 1)  # what the last refresh saw, still fresh
+    now[0] = 10.0
+    assert await venue.open_counts() == (3, 1)  # stale: asked again

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,6 +27,7 @@ import pytest
 from cts_desktop.domain.enums import TradingMode
 from cts_desktop.domain.market import (
     ApiType,
+    Balance,
     MarketType,
     OrderRequest,
     OrderSide,
@@ -38,12 +39,12 @@ from cts_desktop.domain.market import (
 from cts_desktop.domain.orders import OrderIntent, OrderStatus, RiskDecision
 from cts_desktop.engine.events import EventBus, OrderRefused, OrdersChanged, PositionsChanged
 from cts_desktop.engine.orders import (
-    MAX_CLIENT_ORDER_ID_LENGTH,
     OrderExecutor,
     OrderRefusedError,
     apply_snapshot,
     is_child_client_id,
     new_client_order_id,
+    parent_client_id,
 )
 from cts_desktop.exchanges.backoff import BackoffPolicy, Jitter
 from cts_desktop.exchanges.ccxt_exchange import CcxtExchange
@@ -97,6 +98,9 @@ class FaultyPaper(PaperExchange):
     ``create_faults`` items: "timeout-before" (the request never left), "timeout-after" (the venue
     took it, the answer was lost), "crash-before", "crash-after", "rate-limited", "down-before",
     "down-after", or None (no fault). ``lookup_faults`` items: "timeout" or None.
+    ``fetch_hooks`` run (once each) after the venue answered a ``fetch_order`` and before the
+    answer reaches the caller: something else happening while the answer is on its way.
+    ``balance_fetches`` counts ``fetch_balance`` requests.
     """
 
     def __init__(self, *args: Any, attach: bool = True, **kwargs: Any) -> None:
@@ -106,6 +110,8 @@ class FaultyPaper(PaperExchange):
         self.lookup_faults: list[str | None] = []
         self.created: list[str] = []
         self.lookups: list[str] = []
+        self.fetch_hooks: list[Callable[[], Awaitable[None]]] = []
+        self.balance_fetches = 0
 
     @property
     def supports_attached_tp_sl(self) -> bool:
@@ -138,6 +144,16 @@ class FaultyPaper(PaperExchange):
             raise NetworkError(self.name, "The exchange did not answer in time.")
         return await super().fetch_order_by_client_id(client_order_id, symbol)
 
+    async def fetch_order(self, order_id: str, symbol: str) -> OrderSnapshot:
+        snapshot = await super().fetch_order(order_id, symbol)
+        while self.fetch_hooks:
+            await self.fetch_hooks.pop(0)()
+        return snapshot
+
+    async def fetch_balance(self) -> dict[str, Balance]:
+        self.balance_fetches += 1
+        return await super().fetch_balance()
+
 
 async def allow(intent: OrderIntent) -> RiskDecision:
     return RiskDecision.ok()
@@ -150,6 +166,7 @@ class Bench:
     path: Path
     account: AccountSettings
     attach: bool
+    market_type: MarketType = MarketType.SWAP
     db: Database = field(init=False)
     repo: OrderRepository = field(init=False)
     paper: FaultyPaper = field(init=False)
@@ -165,7 +182,7 @@ class Bench:
                 await ConnectionRepository(self.db).create(name="Paper", exchange="bybit")
             ).id
         self.repo = OrderRepository(self.db)
-        self.market = SimulatedExchange(ManualClock(T0), market_type=MarketType.SWAP)
+        self.market = SimulatedExchange(ManualClock(T0), market_type=self.market_type)
         self.paper = FaultyPaper(
             self.market,
             PaperRepository(self.db),
@@ -233,8 +250,12 @@ ACCOUNT_SETTINGS = AccountSettings(starting_balance=10_000.0, slippage_bps=0.0, 
 
 
 @asynccontextmanager
-async def bench(tmp_path: Path, *, attach: bool = True, **account: Any) -> AsyncIterator[Bench]:
-    test_bench = Bench(tmp_path / "cts.db", dataclasses.replace(ACCOUNT_SETTINGS, **account), attach)
+async def bench(
+    tmp_path: Path, *, attach: bool = True, market_type: MarketType = MarketType.SWAP, **account: Any
+) -> AsyncIterator[Bench]:
+    test_bench = Bench(
+        tmp_path / "cts.db", dataclasses.replace(ACCOUNT_SETTINGS, **account), attach, market_type
+    )
     await test_bench.open()
     await test_bench.price(60_000.0)
     try:
@@ -249,10 +270,15 @@ async def bench(tmp_path: Path, *, attach: bool = True, **account: Any) -> Async
 def test_client_order_ids_suit_every_exchange_and_do_not_repeat() -> None:
     ids = {new_client_order_id("cts", T0) for _ in range(2000)}
     assert len(ids) == 2000
-    for cid in [*list(ids)[:50], new_client_order_id("abcdefgh", 2**62)]:
-        # OKX: ≤ 32 alphanumerics starting with a letter; Binance/Bybit: ≤ 36 of [A-Za-z0-9_-].
-        assert len(cid) <= MAX_CLIENT_ORDER_ID_LENGTH and cid.isalnum() and cid[0].isalpha()
+    # The format: prefix + 9 time digits + 12 random characters; 3 + 21 = 24 with the default
+    # prefix, 8 + 21 = 29 at most (the longest prefix) and so within OKX's 32 alphanumerics
+    # starting with a letter (Binance/Bybit: ≤ 36 of [A-Za-z0-9_-]).
+    longest = new_client_order_id("abcdefgh", 2**62)
+    assert len(longest) == 29
+    for cid in list(ids)[:50]:
+        assert len(cid) == 24 and cid.isalnum() and cid[0].isalpha()
         assert cid == cid.lower()
+    assert longest.isalnum() and longest == longest.lower()
     assert new_client_order_id("cts", T0).startswith("cts")
     with pytest.raises(ValueError, match="prefix"):
         new_client_order_id("1bad", T0)
@@ -260,6 +286,11 @@ def test_client_order_ids_suit_every_exchange_and_do_not_repeat() -> None:
         new_client_order_id("toolongprefix", T0)
     assert is_child_client_id("cts123:tp", "cts123")
     assert not is_child_client_id("cts1234", "cts123") and not is_child_client_id("cts123", "cts123")
+    assert not is_child_client_id("cts1234:tp", "cts123")
+    # The paper venue's children are "<parent>:tp" / "<parent>:sl" (exchanges/paper.py).
+    assert parent_client_id("cts123:tp") == "cts123" == parent_client_id("cts123:sl")
+    assert parent_client_id("cts123") is None and parent_client_id(None) is None
+    assert parent_client_id(":tp") is None and parent_client_id("") is None
 
 
 # --------------------------------------------------------------------------- the normal path
@@ -781,8 +812,10 @@ async def test_binance_429_and_503(tmp_path: Path) -> None:
         view = await executor.submit(live_intent(connection_id))
         assert view.status is OrderStatus.OPEN
         assert script.sent_ids == [view.client_order_id] * 3
-        # No lookup after the 429 (refused unprocessed); one after the 503 (status unknown).
-        assert script.looked_up and set(script.looked_up) == {view.client_order_id}
+        # No lookup after the 429 (refused unprocessed); one after the 503 (status unknown). One
+        # client-id lookup is two GETs on Binance futures (the order book, then the algo book):
+        # a lookup after the 429 too would make it four.
+        assert script.looked_up == [view.client_order_id] * 2
 
 
 @pytest.mark.asyncio

@@ -13,7 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from cts_desktop.domain.market import OrderRequest, OrderSide, OrderType, PositionSide
+from cts_desktop.domain.market import (
+    MarketType,
+    OrderRequest,
+    OrderSide,
+    OrderType,
+    PositionSide,
+    VenueOrderStatus,
+)
 from cts_desktop.domain.orders import DifferenceKind, OrderStatus, ReconcileDifference
 from cts_desktop.engine.reconcile import (
     ACTION_ADOPT,
@@ -25,11 +32,14 @@ from cts_desktop.engine.reconcile import (
     ACTION_SET_LOCAL_SIZE,
     ACTION_WAIT,
     DEFAULT_PENDING_GRACE_MS,
+    LOST_RECHECK_DAYS,
     Reconciler,
     describe,
 )
 from cts_desktop.storage.repositories.orders import NewOrder
 from tests.engine.test_orders import SYMBOL, Bench, SimulatedCrash, bench
+
+DAY_MS = 86_400_000
 
 
 def reconciler(b: Bench) -> Reconciler:
@@ -135,6 +145,63 @@ async def test_crash_after_sending_an_entry_with_attached_tp_sl_adopts_the_child
 
 
 @pytest.mark.asyncio
+async def test_crash_after_sending_an_entry_with_engine_managed_tp_sl_protects_it_once_on_recovery(
+    tmp_path: Path,
+) -> None:
+    async with bench(tmp_path, attach=False) as b:
+        b.paper.create_faults = ["crash-after"]
+        with pytest.raises(SimulatedCrash):
+            await b.executor().submit(b.intent(take_profit=61_000.0, stop_loss=59_000.0))
+        (pending,) = await b.repo.pending_orders(b.connection_id)
+        assert pending.tp_sl_mode == "engine"
+
+        await b.restart()
+        await b.price(60_000.0)  # the market where the entry filled, as the restarted feed sees it
+        (difference,) = of_kind(await reconciler(b).run(), DifferenceKind.PENDING_CREATE)
+        assert difference.applied
+        entry = await b.stored(pending.client_order_id)
+        assert (entry.status, entry.filled) == (OrderStatus.FILLED, 0.1)
+        assert await b.repo.children(entry.id) == []  # reconciliation places no order
+        executor = b.executor()
+        assert await executor.refresh_open() == [] and b.paper.created == []  # nor does a poll
+
+        await executor.recover()
+        children = {c.type: c for c in await b.repo.children(entry.id)}
+        assert set(children) == {OrderType.TAKE_PROFIT, OrderType.STOP_LOSS}
+        for child in children.values():
+            assert (child.status, child.amount, child.side) == (OrderStatus.OPEN, 0.1, OrderSide.SELL)
+            assert child.reduce_only and child.real_position_id == entry.real_position_id
+        assert (children[OrderType.TAKE_PROFIT].stop_price, children[OrderType.STOP_LOSS].stop_price) == (
+            61_000.0,
+            59_000.0,
+        )
+        child_ids = sorted(c.client_order_id for c in children.values())
+        assert sorted(b.paper.created) == child_ids
+
+        # Exactly once: recovering again, polling, and another restart with its reconciliation
+        # and recovery place nothing more.
+        await executor.recover()
+        await executor.refresh_open()
+        assert sorted(b.paper.created) == child_ids
+        await b.restart()
+        await b.price(60_000.0)
+        await reconciler(b).run()
+        await b.executor().recover()
+        assert b.paper.created == [] and len(await b.repo.children(entry.id)) == 2
+        assert sorted(o.client_order_id or "" for o in await b.paper.fetch_open_orders(SYMBOL)) == child_ids
+
+        # And they protect: the stop closes the position and the take-profit is cancelled.
+        await b.price(58_990.0)
+        await b.executor().refresh_open()
+        statuses = {c.type: c.status for c in await b.repo.children(entry.id)}
+        assert statuses == {
+            OrderType.STOP_LOSS: OrderStatus.FILLED,
+            OrderType.TAKE_PROFIT: OrderStatus.CANCELLED,
+        }
+        assert await b.repo.open_positions(b.connection_id) == [] and await b.venue_contracts() == 0.0
+
+
+@pytest.mark.asyncio
 async def test_a_pending_order_whose_lookup_fails_is_left_for_the_next_pass(tmp_path: Path) -> None:
     async with bench(tmp_path) as b:
         b.paper.create_faults = ["timeout-after"]
@@ -182,6 +249,34 @@ async def test_fills_that_happened_while_closed_are_applied(tmp_path: Path) -> N
 
 
 @pytest.mark.asyncio
+async def test_a_stale_answer_racing_our_cancel_keeps_pending_cancel_and_records_the_fill(
+    tmp_path: Path,
+) -> None:
+    async with bench(tmp_path, partial_fill_ratio=0.5) as b:
+        view = await b.executor().submit(b.intent(type=OrderType.LIMIT, price=59_900.0))
+        assert view.exchange_order_id is not None
+        await b.price(59_800.0)  # half fills on the venue; we have not polled
+        answer = await b.paper.fetch_order(view.exchange_order_id, SYMBOL)
+        assert (answer.status, answer.filled) == (VenueOrderStatus.PARTIALLY_FILLED, 0.05)
+
+        async def cancel_sent_meanwhile() -> None:
+            # The executor's cancel moves the order on while the reconciler's question (asked
+            # about the order as it read it: open) is on its way back.
+            await b.repo.transition(view.id, OrderStatus.PENDING_CANCEL, at=b.now())
+
+        b.paper.fetch_hooks.append(cancel_sent_meanwhile)
+        (difference,) = of_kind(await reconciler(b).run(), DifferenceKind.ORDER_FILLED_WHILE_CLOSED)
+        assert b.paper.fetch_hooks == []  # the race did happen
+        assert difference.applied and difference.action.endswith("now pending_cancel")
+        record = await b.stored(view.client_order_id)
+        # The answer predates the cancel: its "partially filled" does not undo pending_cancel
+        # (so the poll sends the cancel again), but its fill counts.
+        assert (record.status, record.filled) == (OrderStatus.PENDING_CANCEL, 0.05)
+        assert [f.amount for f in await b.repo.fills(record.id)] == [0.05]
+        assert await b.local_contracts() == 0.05 == await b.venue_contracts()
+
+
+@pytest.mark.asyncio
 async def test_an_order_the_exchange_does_not_know_is_marked_lost_on_confirmation(tmp_path: Path) -> None:
     async with bench(tmp_path) as b:
         ghost = await b.repo.insert_intent(
@@ -215,6 +310,35 @@ async def test_a_lost_order_that_turns_up_is_restored(tmp_path: Path) -> None:
         (difference,) = of_kind(await reconciler(b).run(), DifferenceKind.ORDER_STATUS)
         assert difference.applied and "restored as open" in difference.action
         assert (await b.stored(view.client_order_id)).status is OrderStatus.OPEN
+
+
+@pytest.mark.asyncio
+async def test_only_recently_lost_orders_are_looked_up_older_ones_only_if_open_on_the_exchange(
+    tmp_path: Path,
+) -> None:
+    async with bench(tmp_path) as b:
+        executor = b.executor()
+        old_open = await executor.submit(b.intent(type=OrderType.LIMIT, price=59_000.0))
+        old_gone = await executor.submit(b.intent(type=OrderType.LIMIT, price=58_000.0))
+        assert old_gone.exchange_order_id is not None
+        await b.paper.cancel_order(old_gone.exchange_order_id, SYMBOL)  # final on the exchange
+        for view in (old_open, old_gone):
+            await b.repo.transition(view.id, OrderStatus.LOST, at=b.now(), reason="test: not found")
+        b.clock.now += (LOST_RECHECK_DAYS + 1) * DAY_MS
+        recent = await executor.submit(b.intent(type=OrderType.LIMIT, price=57_000.0))
+        await b.repo.transition(recent.id, OrderStatus.LOST, at=b.now(), reason="test: not found")
+        b.paper.lookups.clear()
+
+        restored = of_kind(await reconciler(b).run(), DifferenceKind.ORDER_STATUS)
+        assert b.paper.lookups == [recent.client_order_id]  # the old ones are not asked about
+        assert sorted(d.client_order_id or "" for d in restored) == sorted(
+            [recent.client_order_id, old_open.client_order_id]
+        )
+        assert all(d.applied and "restored as open" in d.action for d in restored)
+        assert (await b.stored(recent.client_order_id)).status is OrderStatus.OPEN
+        # Lost long ago, but among the exchange's open orders: restored from that list.
+        assert (await b.stored(old_open.client_order_id)).status is OrderStatus.OPEN
+        assert (await b.stored(old_gone.client_order_id)).status is OrderStatus.LOST
 
 
 @pytest.mark.asyncio
@@ -296,6 +420,26 @@ async def test_position_differences_need_confirmation_and_apply_when_confirmed(t
         assert [p.symbol for p in await b.repo.open_positions(b.connection_id)].count("ETH/USDT") == 0
         after = await reconciler(b).run()
         assert [d for d in after if d.kind.value.startswith("position")] == []
+
+
+@pytest.mark.asyncio
+async def test_spot_holdings_and_balances_come_from_one_balance_request(tmp_path: Path) -> None:
+    async with bench(tmp_path, market_type=MarketType.SPOT) as b:
+        await b.repo.create_position(
+            connection_id=b.connection_id,
+            symbol=SYMBOL,
+            side=PositionSide.LONG,
+            mode=b.intent().mode,
+            entry_price=60_000.0,
+            quantity=0.5,
+            at=b.now(),
+        )
+        differences = await reconciler(b).run()
+        assert b.paper.balance_fetches == 1
+        (size,) = of_kind(differences, DifferenceKind.POSITION_SIZE)
+        assert (size.local["contracts"], size.remote["contracts"]) == (0.5, 0.0)  # no BTC held
+        (balance,) = of_kind(differences, DifferenceKind.BALANCE)
+        assert (balance.symbol, balance.remote["total"]) == ("USDT", 10_000.0)
 
 
 @pytest.mark.asyncio

@@ -17,12 +17,11 @@ from hypothesis import strategies as st
 
 from cts_desktop.domain.enums import TradingMode
 from cts_desktop.domain.market import MarketInfo, MarketType, OrderSide, OrderType
-from cts_desktop.domain.orders import OrderIntent
+from cts_desktop.domain.orders import OrderIntent, RiskDecision
 from cts_desktop.domain.settings_schema import SettingValidationError, defaults
 from cts_desktop.engine.risk import AccountState, RiskGate, RiskLimits
 from cts_desktop.engine.sizing import (
     SizedOrder,
-    SizingRefusal,
     leverage_for,
     size_order,
     size_order_from_settings,
@@ -50,7 +49,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def size(**changes: Any) -> SizedOrder | SizingRefusal:
+def size(**changes: Any) -> SizedOrder | RiskDecision:
     return size_order(**{**DEFAULTS, **changes})
 
 
@@ -60,9 +59,10 @@ def sized(**changes: Any) -> SizedOrder:
     return result
 
 
-def refusal(**changes: Any) -> SizingRefusal:
+def refusal(**changes: Any) -> RiskDecision:
     result = size(**changes)
-    assert isinstance(result, SizingRefusal), result
+    assert isinstance(result, RiskDecision), result
+    assert not result.allowed
     return result
 
 
@@ -157,7 +157,7 @@ def test_a_contract_size_market_sizes_in_whole_contracts() -> None:
     assert (order.amount, order.leverage, order.notional, order.margin) == (1.0, 50.0, 300.0, 6.0)
     # 1 % position cost: 16.67 → 16 contracts = 1.6 ETH = 4,800 USDT
     order = sized(price=3_000.0, market=ETH_CONTRACTS, position_cost_pct=1.0)
-    assert (order.amount, order.notional) == (16.0, pytest.approx(4_800.0))
+    assert order.amount == 16.0 and order.notional == pytest.approx(4_800.0)
 
 
 def test_spot_sizes_without_leverage() -> None:
@@ -201,8 +201,8 @@ def test_below_the_minimum_cost_is_refused_and_exactly_at_it_allowed() -> None:
     assert sized(balance=50.0, price=5_000.0).notional == 5.0
 
 
-def test_a_refusal_becomes_a_risk_decision() -> None:
-    decision = refusal(balance=40.0, price=4_000.0).as_decision()
+def test_a_refusal_is_a_risk_decision() -> None:
+    decision = refusal(balance=40.0, price=4_000.0)
     assert not decision.allowed and decision.rule == "min_cost"
     assert decision.numbers["notional"] == 4.0 and decision.numbers["minimum"] == 5.0
 
@@ -334,7 +334,8 @@ def test_a_sized_order_is_a_lot_step_multiple_within_the_formula_and_passes_the_
         leverage_cap=cap,
         connection_max_leverage=connection_max,
     )
-    if isinstance(result, SizingRefusal):
+    if isinstance(result, RiskDecision):
+        assert not result.allowed
         # Refused only when the largest lot-step multiple within the formula is under a minimum.
         assert result.rule in ("min_amount", "min_cost")
         floored = math.floor(result.numbers["raw_amount"] / step + 1e-9)

@@ -23,11 +23,13 @@ from cts_desktop.storage.repositories.orders import (
     DuplicateClientOrderIdError,
     IllegalOrderTransition,
     NewOrder,
+    OrderChange,
     OrderRepository,
     UnknownOrderError,
     VenueState,
     position_pnl,
     slippage_bps,
+    status_after_venue_answer,
 )
 from tests.storage.test_migrations import constraint_rules, model_rules, schema_diff
 
@@ -198,6 +200,60 @@ async def test_an_illegal_status_in_a_venue_state_writes_nothing_not_even_its_fi
     assert await count(db, Fill) == 0 and await count(db, RealPosition) == 0
 
 
+def test_what_a_possibly_stale_venue_status_becomes() -> None:
+    S = OrderStatus
+    assert status_after_venue_answer(S.OPEN, S.PARTIALLY_FILLED) is S.PARTIALLY_FILLED
+    assert status_after_venue_answer(S.PENDING_CREATE, S.FILLED) is S.FILLED
+    # Our cancel is in flight: a non-final answer keeps it, a final one ends it.
+    assert status_after_venue_answer(S.PENDING_CANCEL, S.OPEN) is S.PENDING_CANCEL
+    assert status_after_venue_answer(S.PENDING_CANCEL, S.PARTIALLY_FILLED) is S.PENDING_CANCEL
+    assert status_after_venue_answer(S.PENDING_CANCEL, S.CANCELLED) is S.CANCELLED
+    assert status_after_venue_answer(S.PENDING_CANCEL, S.FILLED) is S.FILLED
+    # Illegal transitions (stale answers) keep what is stored.
+    assert status_after_venue_answer(S.FILLED, S.OPEN) is S.FILLED
+    assert status_after_venue_answer(S.PARTIALLY_FILLED, S.OPEN) is S.PARTIALLY_FILLED
+    assert status_after_venue_answer(S.CANCELLED, S.PARTIALLY_FILLED) is S.CANCELLED
+
+
+@pytest.mark.asyncio
+async def test_venue_answers_are_judged_against_the_row_inside_the_transaction(db: Database) -> None:
+    repo = OrderRepository(db)
+    cid = await connection(db)
+    # Our cancel is in flight; the venue's answer (older than the cancel) says partially filled.
+    record = await repo.insert_intent(intent(cid, "cts6", type=OrderType.LIMIT, price=60_000.0))
+    await repo.transition(record.id, OrderStatus.OPEN, at=at(1))
+    await repo.transition(record.id, OrderStatus.PENDING_CANCEL, at=at(2))
+    stale = VenueState(
+        at=at(3), status=OrderStatus.PARTIALLY_FILLED, filled=0.05, average=60_000.0, from_venue=True
+    )
+    change = await repo.apply_venue_state(record.id, stale)
+    assert (change.after.status, change.after.filled, change.ignored_status) == (
+        OrderStatus.PENDING_CANCEL,
+        0.05,
+        None,
+    )
+    assert change.fill is not None and change.fill.amount == 0.05
+    # A fill that happened just before the cancel landed, reported after we stored "cancelled":
+    # the illegal status is dropped (and reported), the fill counts; all in one transaction.
+    await repo.apply_venue_state(record.id, VenueState(at=at(4), status=OrderStatus.CANCELLED, filled=0.05))
+    late = VenueState(
+        at=at(5), status=OrderStatus.PARTIALLY_FILLED, filled=0.1, average=60_000.0, from_venue=True
+    )
+    change = await repo.apply_venue_state(record.id, late)
+    assert (change.after.status, change.after.filled) == (OrderStatus.CANCELLED, 0.1)
+    assert change.ignored_status is OrderStatus.PARTIALLY_FILLED and change.fill is not None
+    assert [f.amount for f in await repo.fills(record.id)] == pytest.approx([0.05, 0.05])
+    (position,) = await repo.open_positions(cid)
+    assert position.quantity == pytest.approx(0.1)
+    # A status we decide (not from the venue) is still refused outright, with nothing written.
+    with pytest.raises(IllegalOrderTransition):
+        await repo.apply_venue_state(record.id, VenueState(at=at(6), status=OrderStatus.OPEN, filled=0.2))
+    assert (await repo.get(record.id)).filled == 0.1  # type: ignore[union-attr]
+    # An unchanged row is no change.
+    stored = await repo.get(record.id)
+    assert stored is not None and not OrderChange(stored, stored).changed
+
+
 @pytest.mark.asyncio
 async def test_reducing_fills_realise_pnl_and_close_the_position(db: Database) -> None:
     repo = OrderRepository(db)
@@ -296,6 +352,41 @@ async def test_children_protection_queries_and_views(db: Database) -> None:
     closed = await repo.set_position_quantity(due.real_position_id, 0.0, price=61_000.0, at=at(50))
     assert not closed.is_open and closed.realized_pnl == pytest.approx(200.0)
     assert [o.id for o in await repo.protective_orders_of_closed_positions(cid)] == [child.id]
+
+
+@pytest.mark.asyncio
+async def test_open_counts_and_orders_changed_since(db: Database) -> None:
+    repo = OrderRepository(db)
+    cid = await connection(db)
+    other = await connection(db)
+    assert (await repo.count_open_orders(cid), await repo.count_open_positions(cid)) == (0, 0)
+    pending = await repo.insert_intent(intent(cid, "n1"))  # not final: counted
+    resting = await repo.insert_intent(intent(cid, "n2", type=OrderType.LIMIT, price=55_000.0))
+    await repo.transition(resting.id, OrderStatus.OPEN, at=at(1))
+    done = await repo.insert_intent(intent(cid, "n3"))
+    await repo.apply_venue_state(
+        done.id, VenueState(at=at(2), status=OrderStatus.FILLED, filled=0.2, average=60_000.0)
+    )
+    await repo.insert_intent(intent(other, "n4"))
+    await repo.create_position(
+        connection_id=cid,
+        symbol="ETH/USDT:USDT",
+        side=PositionSide.SHORT,
+        mode=TradingMode.LIVE,
+        entry_price=3_000.0,
+        quantity=1.0,
+        at=T0,
+    )
+    assert await repo.count_open_orders(cid) == 2 == len(await repo.order_views(cid))
+    assert await repo.count_open_positions(cid) == 2 == len(await repo.open_positions(cid))
+    assert (await repo.count_open_orders(other), await repo.count_open_positions(other)) == (1, 0)
+
+    await repo.transition(pending.id, OrderStatus.LOST, at=at(10))
+    await repo.transition(resting.id, OrderStatus.LOST, at=at(20))
+    lost = [OrderStatus.LOST]
+    assert [o.id for o in await repo.list_orders(cid, statuses=lost, updated_since=at(20))] == [resting.id]
+    assert len(await repo.list_orders(cid, statuses=lost, updated_since=at(10))) == 2
+    assert await repo.list_orders(cid, statuses=lost, updated_since=at(21)) == []
 
 
 @pytest.mark.asyncio

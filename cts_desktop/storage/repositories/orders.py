@@ -8,7 +8,9 @@ The order executor and the reconciler are the writers; the Orders and Positions 
   sending and recording is resolved later by looking the order up by that id (PITFALLS: SQLite).
 * **Only legal transitions.** Every status change is checked against ``ORDER_TRANSITIONS``; an
   illegal one raises :class:`IllegalOrderTransition` and changes nothing (the transaction rolls
-  back), so a late "open" from the venue can never undo a fill.
+  back), so a late "open" from the venue can never undo a fill. A venue's answer
+  (``VenueState.from_venue``) has its possibly stale status judged inside the transaction
+  instead: kept out when illegal (its fills still count), never applied over a cancel in flight.
 * **Fills are idempotent and move positions in the same transaction.** The venues report an
   order's *cumulative* filled amount, average price and fee; :meth:`OrderRepository.apply_venue_state`
   turns the increase over what is stored into one fill, keyed ``(order_id, "cum:<filled>")`` (the
@@ -32,11 +34,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -48,6 +50,7 @@ from cts_desktop.domain.orders import (
     OrderStatus,
     OrderView,
     PositionView,
+    affected_side,
 )
 from cts_desktop.storage.database import Database, dialect_insert
 from cts_desktop.storage.models import metadata, new_id, utc_now
@@ -177,12 +180,7 @@ class OrderRecord:
     @property
     def affected_side(self) -> PositionSide:
         """The position this order moves (stored at intent time; derived for older rows)."""
-        if self.position_side is not None:
-            return self.position_side
-        opening = PositionSide.LONG if self.side is OrderSide.BUY else PositionSide.SHORT
-        if self.reduce_only:
-            return PositionSide.SHORT if opening is PositionSide.LONG else PositionSide.LONG
-        return opening
+        return affected_side(self.side, self.reduce_only, self.position_side)
 
     @property
     def opens(self) -> bool:
@@ -279,6 +277,13 @@ class VenueState:
     that proves the venue holds the order: it sets ``acknowledged_at`` and the ack latency once.
     ``amount`` (when given) is the venue's current size of the order: the venue resizes the
     take-profit/stop-loss children of an entry that keeps filling.
+
+    ``from_venue`` marks an answer the venue gave (which may be stale by the time it is applied),
+    as opposed to a status we decided: its status goes through :func:`status_after_venue_answer`
+    against the row read inside the transaction, so while our cancel is in flight a non-final
+    status keeps ``pending_cancel``, and a status that would be an illegal transition (a late
+    "open" after a fill) is dropped (reported as ``OrderChange.ignored_status``) while its fills
+    still count. Without it an illegal status raises :class:`IllegalOrderTransition`.
     """
 
     at: datetime
@@ -291,16 +296,21 @@ class VenueState:
     reject_reason: str | None = None
     acknowledged: bool = False
     amount: float | None = None
+    from_venue: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class OrderChange:
-    """The result of applying a venue state: the order before and after, and what moved."""
+    """The result of applying a venue state: the order before and after, and what moved.
+
+    ``ignored_status`` is the venue's status when it was dropped as an illegal transition (a
+    stale answer, see ``VenueState.from_venue``)."""
 
     before: OrderRecord
     after: OrderRecord
     fill: FillRecord | None = None
     position: RealPositionRecord | None = None
+    ignored_status: OrderStatus | None = None
 
     @property
     def status_changed(self) -> bool:
@@ -308,7 +318,22 @@ class OrderChange:
 
     @property
     def changed(self) -> bool:
-        return self.status_changed or self.fill is not None or self.before != self.after
+        # A new fill or status always changes the row (filled, status, updated_at).
+        return self.before != self.after
+
+
+def status_after_venue_answer(stored: OrderStatus, reported: OrderStatus) -> OrderStatus:
+    """The status an order stored as ``stored`` takes when the venue reports ``reported``.
+
+    While our cancel is in flight (``pending_cancel``) a non-final venue status keeps it (the
+    answer predates the cancel, or the venue has not processed it yet); a status that would be an
+    illegal transition (a stale answer: a late "open" after a fill) keeps ``stored`` too. Else
+    the venue's status."""
+    if stored is OrderStatus.PENDING_CANCEL and not reported.is_final:
+        return stored
+    if reported is not stored and reported not in ORDER_TRANSITIONS[stored]:
+        return stored
+    return reported
 
 
 # --------------------------------------------------------------------------- pure arithmetic
@@ -407,9 +432,10 @@ class OrderRepository:
         """Apply what the venue said (status, cumulative fills, ack) in one transaction.
 
         A status equal to the stored one is no change; any other is validated and an illegal one
-        raises :class:`IllegalOrderTransition` with nothing written. A cumulative filled amount
-        above the stored one adds one fill and moves the real position; a lower one (a stale
-        answer) is ignored.
+        raises :class:`IllegalOrderTransition` with nothing written (unless ``state.from_venue``:
+        see :class:`VenueState`; both rules are decided on the row as read in this transaction).
+        A cumulative filled amount above the stored one adds one fill and moves the real position;
+        a lower one (a stale answer) is ignored.
         """
         at = state.at
         async with self._database.engine.begin() as connection:
@@ -424,6 +450,12 @@ class OrderRepository:
             before = await _order_row(connection, order_id)
             assert before is not None
             target = before.status if state.status is None else OrderStatus(state.status)
+            ignored: OrderStatus | None = None
+            if state.from_venue:
+                kept = status_after_venue_answer(before.status, target)
+                if kept is not target and target not in ORDER_TRANSITIONS[before.status]:
+                    ignored = target
+                target = kept
             if target is not before.status and target not in ORDER_TRANSITIONS[before.status]:
                 raise IllegalOrderTransition(before.client_order_id, before.status, target)
 
@@ -453,7 +485,7 @@ class OrderRepository:
                 if inserted:
                     position, realized = await _apply_fill(connection, before, fill)
                     if realized is not None:
-                        fill = _with_realized(fill, realized)
+                        fill = replace(fill, realized_pnl=realized)
                         await connection.execute(
                             update(_fills).where(_fills.c.id == fill.id).values(realized_pnl=realized)
                         )
@@ -485,13 +517,15 @@ class OrderRepository:
             ):
                 values["amount"] = state.amount
             stored = _stored_values(before)
-            values = {key: value for key, value in values.items() if stored.get(key, _MISSING) != value}
+            values = {
+                key: value for key, value in values.items() if key not in stored or stored[key] != value
+            }
             if values:
                 values["updated_at"] = at
                 await connection.execute(update(_orders).where(_orders.c.id == order_id).values(values))
             after = await _order_row(connection, order_id)
             assert after is not None
-        return OrderChange(before, after, fill, position)
+        return OrderChange(before, after, fill, position, ignored)
 
     # ----------------------------------------------------------------- writes: positions
 
@@ -512,28 +546,24 @@ class OrderRepository:
         set_id: str | None = None,
     ) -> RealPositionRecord:
         """A real position that no order of ours opened (reconciliation adopting the exchange's)."""
-        position_id = new_id()
-        values: dict[str, Any] = {
-            "id": position_id,
-            "connection_id": connection_id,
-            "set_id": set_id,
-            "symbol": symbol,
-            "side": PositionSide(side).value,
-            "mode": TradingMode(mode).value,
-            "entry_price": entry_price,
-            "quantity": quantity,
-            "take_profit": take_profit,
-            "stop_loss": stop_loss,
-            "status": POSITION_OPEN,
-            "opened_at": at,
-            "realized_pnl": 0.0,
-            "fees": 0.0,
-            "leverage": leverage,
-            "contract_size": contract_size,
-        }
+        values = _position_values(
+            connection_id=connection_id,
+            symbol=symbol,
+            side=side,
+            mode=mode,
+            entry_price=entry_price,
+            quantity=quantity,
+            at=at,
+            fees=0.0,
+            leverage=leverage,
+            contract_size=contract_size,
+            take_profit=take_profit,
+            stop_loss=stop_loss,
+            set_id=set_id,
+        )
         async with self._database.engine.begin() as connection:
             await connection.execute(insert(_positions).values(values))
-            row = await _position_row(connection, position_id)
+            row = await _position_row(connection, values["id"])
         assert row is not None
         return row
 
@@ -590,13 +620,16 @@ class OrderRepository:
         symbol: str | None = None,
         mode: TradingMode | None = None,
         limit: int | None = None,
+        updated_since: datetime | None = None,
     ) -> list[OrderRecord]:
-        """Orders newest first, optionally filtered."""
+        """Orders newest first, optionally filtered (``updated_since``: last changed at or after)."""
         statement = select(_orders).order_by(_orders.c.created_at.desc(), _orders.c.id)
         if connection_id is not None:
             statement = statement.where(_orders.c.connection_id == connection_id)
         if statuses is not None:
             statement = statement.where(_orders.c.status.in_([OrderStatus(s).value for s in statuses]))
+        if updated_since is not None:
+            statement = statement.where(_orders.c.updated_at >= updated_since)
         if symbol is not None:
             statement = statement.where(_orders.c.symbol == symbol)
         if mode is not None:
@@ -605,6 +638,19 @@ class OrderRepository:
             statement = statement.limit(limit)
         async with self._database.engine.connect() as connection:
             return [_order(row._asdict()) for row in await connection.execute(statement)]
+
+    async def count_open_orders(self, connection_id: str) -> int:
+        """How many orders of the connection are not final (what the Orders dock lists)."""
+        statement = (
+            select(func.count())
+            .select_from(_orders)
+            .where(
+                _orders.c.connection_id == connection_id,
+                _orders.c.status.not_in([s.value for s in FINAL_ORDER_STATUSES]),
+            )
+        )
+        async with self._database.engine.connect() as connection:
+            return int((await connection.execute(statement)).scalar_one())
 
     async def active_orders(self, connection_id: str) -> list[OrderRecord]:
         """Open, partially filled and pending-cancel orders, oldest first (polling order)."""
@@ -647,14 +693,7 @@ class OrderRepository:
         """Non-final take-profit/stop-loss and reduce-only orders of a position."""
         statement = (
             select(_orders)
-            .where(
-                _orders.c.real_position_id == position_id,
-                _orders.c.status.not_in([s.value for s in FINAL_ORDER_STATUSES]),
-                or_(
-                    _orders.c.reduce_only.is_(True),
-                    _orders.c.order_type.in_([OrderType.TAKE_PROFIT.value, OrderType.STOP_LOSS.value]),
-                ),
-            )
+            .where(_orders.c.real_position_id == position_id, _open_protective())
             .order_by(_orders.c.created_at)
         )
         async with self._database.engine.connect() as connection:
@@ -669,11 +708,7 @@ class OrderRepository:
             .where(
                 _orders.c.connection_id == connection_id,
                 _positions.c.status == POSITION_CLOSED,
-                _orders.c.status.not_in([s.value for s in FINAL_ORDER_STATUSES]),
-                or_(
-                    _orders.c.reduce_only.is_(True),
-                    _orders.c.order_type.in_([OrderType.TAKE_PROFIT.value, OrderType.STOP_LOSS.value]),
-                ),
+                _open_protective(),
             )
             .order_by(_orders.c.created_at)
         )
@@ -712,6 +747,16 @@ class OrderRepository:
         async with self._database.engine.connect() as connection:
             return [_position(row._asdict()) for row in await connection.execute(statement)]
 
+    async def count_open_positions(self, connection_id: str) -> int:
+        """How many real positions of the connection are open (every mode)."""
+        statement = (
+            select(func.count())
+            .select_from(_positions)
+            .where(_positions.c.connection_id == connection_id, _positions.c.status == POSITION_OPEN)
+        )
+        async with self._database.engine.connect() as connection:
+            return int((await connection.execute(statement)).scalar_one())
+
     async def position_views(
         self, connection_id: str | None = None, marks: Mapping[str, float] | None = None
     ) -> list[PositionView]:
@@ -723,7 +768,52 @@ class OrderRepository:
 # --------------------------------------------------------------------------- helpers
 
 
-_MISSING: Final = object()
+def _open_protective() -> ColumnElement[bool]:
+    """Non-final take-profit/stop-loss and reduce-only orders: what protects (or reduces) a position."""
+    return and_(
+        _orders.c.status.not_in([s.value for s in FINAL_ORDER_STATUSES]),
+        or_(
+            _orders.c.reduce_only.is_(True),
+            _orders.c.order_type.in_([OrderType.TAKE_PROFIT.value, OrderType.STOP_LOSS.value]),
+        ),
+    )
+
+
+def _position_values(
+    *,
+    connection_id: str,
+    symbol: str,
+    side: PositionSide,
+    mode: TradingMode,
+    entry_price: float,
+    quantity: float,
+    at: datetime,
+    fees: float,
+    leverage: float | None,
+    contract_size: float | None,
+    take_profit: float | None,
+    stop_loss: float | None,
+    set_id: str | None = None,
+) -> dict[str, Any]:
+    """The row of a newly opened real position, with a fresh id."""
+    return {
+        "id": new_id(),
+        "connection_id": connection_id,
+        "set_id": set_id,
+        "symbol": symbol,
+        "side": PositionSide(side).value,
+        "mode": TradingMode(mode).value,
+        "entry_price": entry_price,
+        "quantity": quantity,
+        "take_profit": take_profit,
+        "stop_loss": stop_loss,
+        "status": POSITION_OPEN,
+        "opened_at": at,
+        "realized_pnl": 0.0,
+        "fees": fees,
+        "leverage": leverage,
+        "contract_size": contract_size,
+    }
 
 
 def _stored_values(record: OrderRecord) -> dict[str, Any]:
@@ -822,20 +912,6 @@ async def _insert_fill(connection: AsyncConnection, backend: str, fill: FillReco
     return bool(result.rowcount)
 
 
-def _with_realized(fill: FillRecord, realized: float) -> FillRecord:
-    return FillRecord(
-        fill.id,
-        fill.order_id,
-        fill.exchange_trade_id,
-        fill.price,
-        fill.amount,
-        fill.fee,
-        fill.fee_currency,
-        fill.at,
-        realized,
-    )
-
-
 async def _apply_fill(
     connection: AsyncConnection, order: OrderRecord, fill: FillRecord
 ) -> tuple[RealPositionRecord | None, float | None]:
@@ -864,27 +940,22 @@ async def _apply_fill(
 
     if order.opens:
         if position is None or not position.is_open:
-            position_id = new_id()
-            values: dict[str, Any] = {
-                "id": position_id,
-                "connection_id": order.connection_id,
-                "set_id": None,
-                "symbol": order.symbol,
-                "side": side.value,
-                "mode": order.mode.value,
-                "entry_price": fill.price,
-                "quantity": fill.amount,
-                "take_profit": order.take_profit,
-                "stop_loss": order.stop_loss,
-                "status": POSITION_OPEN,
-                "opened_at": fill.at,
-                "realized_pnl": 0.0,
-                "fees": fill.fee,
-                "leverage": order.leverage,
-                "contract_size": order.contract_size,
-            }
+            values = _position_values(
+                connection_id=order.connection_id,
+                symbol=order.symbol,
+                side=side,
+                mode=order.mode,
+                entry_price=fill.price,
+                quantity=fill.amount,
+                at=fill.at,
+                fees=fill.fee,
+                leverage=order.leverage,
+                contract_size=order.contract_size,
+                take_profit=order.take_profit,
+                stop_loss=order.stop_loss,
+            )
             await connection.execute(insert(_positions).values(values))
-            return await _position_row(connection, position_id), None
+            return await _position_row(connection, values["id"]), None
         increase = _increase_values(position, fill.amount, fill.price, fill.fee)
         await connection.execute(update(_positions).where(_positions.c.id == position.id).values(increase))
         return await _position_row(connection, position.id), None
@@ -1012,4 +1083,5 @@ __all__ = [
     "VenueState",
     "position_pnl",
     "slippage_bps",
+    "status_after_venue_answer",
 ]
