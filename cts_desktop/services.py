@@ -10,21 +10,19 @@ import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
-from cts_desktop.domain.engine import GoLiveChecklist, desk_mode
+from cts_desktop.domain.engine import desk_mode
 from cts_desktop.domain.enums import EngineState, TradingMode
 from cts_desktop.engine.connection_test import ConnectionTester
 from cts_desktop.engine.connections import ConnectionService
-from cts_desktop.engine.coordinator import ChecklistProvider, Coordinator
+from cts_desktop.engine.coordinator import Coordinator
 from cts_desktop.engine.events import EventBus
 from cts_desktop.engine.execution_component import ExecutionTradingComponent
 from cts_desktop.engine.live_arming import LiveArming
-from cts_desktop.engine.live_guard import build_checklist
 from cts_desktop.engine.market_bus import MarketBus
 from cts_desktop.engine.market_service import MarketService
 from cts_desktop.engine.settings_service import SettingsService
-from cts_desktop.engine.venues import ReplayFeed, VenueFactory, paper_account_id
+from cts_desktop.engine.venues import ReplayFeed, VenueFactory
 from cts_desktop.exchanges.factory import create_venue_for_connection
 from cts_desktop.exchanges.simulated import DEFAULT_SIMULATED_SYMBOLS, SimulatedExchange
 from cts_desktop.logging_setup import LoggingHandles, configure_logging
@@ -33,9 +31,8 @@ from cts_desktop.redaction import Redactor
 from cts_desktop.storage.database import Database, DatabaseInfo, resolve_database_url
 from cts_desktop.storage.log_sink import DatabaseLogHandler
 from cts_desktop.storage.repositories.audit import AuditRepository
-from cts_desktop.storage.repositories.connections import ConnectionRecord, ConnectionRepository
+from cts_desktop.storage.repositories.connections import ConnectionRepository
 from cts_desktop.storage.repositories.engine_state import EngineStateRepository
-from cts_desktop.storage.repositories.paper import PaperRepository
 from cts_desktop.storage.repositories.settings import SettingsRepository
 from cts_desktop.storage.repositories.system_log import SystemLogRepository
 from cts_desktop.storage.secrets import KeyringStatus, SecretStore
@@ -173,7 +170,6 @@ async def build_services(
         venue_factory=venues,
         trading_factory=ExecutionTradingComponent.factory(live_permission=arming.permit),
         live_permitted=arming.permit,
-        checklist=_live_guard_checklist(database, settings),
         force_paper=force_paper,
         database=database,
         redactor=redactor,
@@ -197,21 +193,3 @@ async def build_services(
         live_arming=arming,
         startup_warnings=warnings,
     )
-
-
-def _live_guard_checklist(database: Database, settings: SettingsService) -> ChecklistProvider:
-    """The go-live checklist of the live guard, fed with the connection's paper record (its first
-    paper fill and the number of fills on its persisted paper account)."""
-
-    async def checklist(record: ConnectionRecord, ticked: frozenset[str]) -> GoLiveChecklist:
-        count, first = await PaperRepository(database).fill_stats(paper_account_id(record.id))
-        return build_checklist(
-            record,
-            settings.values(),
-            first_paper_trade_at=None if first is None else datetime.fromtimestamp(first / 1000, tz=UTC),
-            paper_trade_count=count,
-            now=datetime.now(UTC),
-            ticks=ticked,
-        )
-
-    return checklist

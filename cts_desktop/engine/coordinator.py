@@ -45,7 +45,6 @@ from typing import Any
 from cts_desktop.domain.engine import (
     ACTIVE_STATES,
     RUNNING_STATES,
-    ChecklistItem,
     EngineAction,
     EngineSnapshot,
     GoLiveChecklist,
@@ -74,6 +73,7 @@ from cts_desktop.engine.events import (
 )
 from cts_desktop.engine.health import describe_error, overall_health
 from cts_desktop.engine.lifecycle import EngineStatus, Lifecycle
+from cts_desktop.engine.live_guard import build_checklist
 from cts_desktop.engine.market_bus import MarketBus
 from cts_desktop.engine.settings_service import SettingsService
 from cts_desktop.engine.trading_component import (
@@ -83,9 +83,9 @@ from cts_desktop.engine.trading_component import (
     TradingContext,
     VenueTradingComponent,
 )
-from cts_desktop.engine.venues import EngineVenueFactory
+from cts_desktop.engine.venues import EngineVenueFactory, paper_account_id
 from cts_desktop.exchanges.backoff import BackoffPolicy, Jitter, is_retryable
-from cts_desktop.exchanges.catalog import EXCHANGES, is_live_capable
+from cts_desktop.exchanges.catalog import is_live_capable
 from cts_desktop.exchanges.errors import ExchangeError
 from cts_desktop.redaction import Redactor
 from cts_desktop.storage.database import Database
@@ -93,6 +93,7 @@ from cts_desktop.storage.repositories.audit import AuditRepository
 from cts_desktop.storage.repositories.connections import ConnectionRecord
 from cts_desktop.storage.repositories.engine_state import EngineStateRepository
 from cts_desktop.storage.repositories.orders import OrderRepository
+from cts_desktop.storage.repositories.paper import PaperRepository
 
 log = logging.getLogger(__name__)
 
@@ -571,7 +572,24 @@ class Coordinator:
         slot.record = record
         if self._checklist is not None:
             return await self._checklist(record, ticked)
-        return await self._basic_checklist(slot, ticked)
+        return await self._paper_record_checklist(record, ticked)
+
+    async def _paper_record_checklist(
+        self, record: ConnectionRecord, ticked: frozenset[str]
+    ) -> GoLiveChecklist:
+        """The live guard's checklist, fed with this connection's paper record (its first paper
+        fill and the number of fills on its persisted paper account)."""
+        count, first = (0, None)
+        if self._database is not None:
+            count, first = await PaperRepository(self._database).fill_stats(paper_account_id(record.id))
+        return build_checklist(
+            record,
+            self._settings.values(),
+            first_paper_trade_at=None if first is None else datetime.fromtimestamp(first / 1000, tz=UTC),
+            paper_trade_count=count,
+            now=datetime.now(UTC),
+            ticks=ticked,
+        )
 
     # ------------------------------------------------------------------ lifecycle of the coordinator
 
@@ -1070,52 +1088,6 @@ class Coordinator:
             preset_enabled=preset,
             updated_at=datetime.now(UTC),
         )
-
-    async def _basic_checklist(self, slot: _Slot, ticked: frozenset[str]) -> GoLiveChecklist:
-        """The go-live steps (testnet → paper → minimal live → scale) with the automatic checks
-        this coordinator can make; the live guard replaces it through ``checklist``."""
-        record = slot.record
-        spec = EXCHANGES.get(record.exchange)
-        capable = is_live_capable(record.exchange)
-        has_keys = await self._connections.has_credentials(record.id) if capable else False
-        state = self._life.state(record.id)
-        engine = slot.engine
-        paper_up = state in (S.RUNNING, S.PAUSED) and engine is not None and engine.mode is TradingMode.PAPER
-
-        def manual(key: str, label: str) -> ChecklistItem:
-            return ChecklistItem(key, label, automatic=False, passed=True if key in ticked else None)
-
-        items = (
-            ChecklistItem(
-                "live_capable",
-                "The exchange can trade live",
-                automatic=True,
-                passed=capable,
-                detail="" if capable else f"{spec.display_name if spec else record.exchange} is paper only",
-            ),
-            ChecklistItem(
-                "credentials", "An API key is stored in the keyring", automatic=True, passed=has_keys
-            ),
-            ChecklistItem(
-                "credentials_tested",
-                "The last connection test succeeded",
-                automatic=True,
-                passed=record.last_test_status == "success",
-                detail=record.last_test_status or "never tested",
-            ),
-            ChecklistItem(
-                "paper_running",
-                "The engine runs in paper mode on this connection",
-                automatic=True,
-                passed=paper_up,
-                detail=state.value,
-            ),
-            manual("testnet_trial", "I traded on the exchange's testnet or demo account"),
-            manual("paper_reviewed", "I reviewed the paper results"),
-            manual("minimal_live", "I start live at volume factor 0.1 and watch the first orders"),
-            manual("scale_plan", "I scale up only after the first live orders behaved as expected"),
-        )
-        return GoLiveChecklist(connection_id=record.id, exchange=record.exchange, items=items)
 
 
 def snapshot_as_dict(snapshot: EngineSnapshot) -> dict[str, Any]:

@@ -222,6 +222,7 @@ def live_order_allowed(
 # --------------------------------------------------------------------------- go-live checklist
 
 AUTOMATIC_ITEMS = (
+    "live_capable",
     "testnet_test",
     "paper_days",
     "paper_trades",
@@ -345,7 +346,15 @@ def build_checklist(
         days_detail = f"{days:.1f} days since the first paper trade"
     auto_backup = settings.get("system.auto_backup", SPEC_BY_KEY["system.auto_backup"].default) is True
 
+    capable = is_live_capable(record.exchange)
     items = [
+        ChecklistItem(
+            "live_capable",
+            "The exchange can trade real money",
+            automatic=True,
+            passed=capable,
+            detail="" if capable else f"{exchange_display_name(record.exchange)} is paper only",
+        ),
         _testnet_item(record, testnet_test_passed, ticks),
         ChecklistItem(
             "paper_days",

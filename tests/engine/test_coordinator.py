@@ -761,11 +761,12 @@ async def test_the_simulated_market_connection_runs_offline_and_cannot_go_live(h
     engine = coordinator.engine(simulated.id)
     assert engine is not None and engine.venues.data.name == "simulated" and not engine.venues.owns_data
     await wait_for(lambda: coordinator.snapshot(simulated.id).health is HealthStatus.HEALTHY, timeout=10)
-    checklist = await coordinator.go_live_checklist(simulated.id, frozenset({"paper_reviewed"}))
+    checklist = await coordinator.go_live_checklist(simulated.id, frozenset({"real_money"}))
     items = {item.key: item for item in checklist.items}
     assert items["live_capable"].passed is False and not checklist.ready
-    assert items["paper_running"].passed is True and items["paper_reviewed"].passed is True
-    assert items["minimal_live"].passed is None
+    assert items["live_capable"].detail == "Simulated market is paper only"
+    assert items["paper_trades"].passed is False and items["paper_trades"].detail.startswith("0 paper trades")
+    assert items["real_money"].passed is True and items["withdrawal_off"].passed is None
     await coordinator.stop(simulated.id)
     assert "Simulated market" not in h.built  # the shared simulated venue, no ccxt venue was built
 

@@ -341,6 +341,11 @@ def test_naming_the_exchange_is_its_id_or_display_name_in_any_case() -> None:
 ALL_TICKS = frozenset(MANUAL_ITEMS)
 
 
+def the_testnet_item(checklist: Any) -> Any:
+    (item,) = [i for i in checklist.items if i.key == "testnet_test"]
+    return item
+
+
 def items(checklist: Any) -> dict[str, bool | None]:
     return {item.key: item.passed for item in checklist.items}
 
@@ -363,7 +368,7 @@ async def test_a_connection_that_walked_the_whole_path_is_ready(
     assert [i.key for i in checklist.items] == [*AUTOMATIC_ITEMS, *MANUAL_ITEMS]
     assert all(i.automatic for i in checklist.items[: len(AUTOMATIC_ITEMS)])
     assert not any(i.automatic for i in checklist.items[len(AUTOMATIC_ITEMS) :])
-    testnet = checklist.items[0]
+    testnet = the_testnet_item(checklist)
     assert testnet.detail.startswith("last test passed on testnet/demo at ")
 
 
@@ -373,6 +378,7 @@ async def test_a_new_connection_is_far_from_ready(service: ConnectionService, da
     checklist = build_checklist(record, defaults(), first_paper_trade_at=None, paper_trade_count=0, now=NOW)
     assert not checklist.ready
     assert items(checklist) == {
+        "live_capable": True,
         "testnet_test": False,
         "paper_days": False,
         "paper_trades": False,
@@ -459,13 +465,13 @@ async def test_a_test_on_the_real_network_is_not_a_testnet_pass(
     record = await connection(service, database, testnet=False, live=False)
     assert stored_test(record).on_testnet is False
     checklist = build_checklist(record, defaults(), first_paper_trade_at=None, paper_trade_count=0, now=NOW)
-    testnet = checklist.items[0]
+    testnet = the_testnet_item(checklist)
     assert testnet.passed is False and "ran on the real network" in testnet.detail
     # A caller that kept the earlier testnet pass says so.
     checklist = build_checklist(
         record, defaults(), first_paper_trade_at=None, paper_trade_count=0, now=NOW, testnet_test_passed=True
     )
-    assert checklist.items[0].passed is True
+    assert the_testnet_item(checklist).passed is True
 
 
 @pytest.mark.asyncio
@@ -491,13 +497,13 @@ async def test_an_exchange_without_a_testnet_makes_the_testnet_step_a_tick(
 ) -> None:
     record = await service.create(ConnectionDraft(name="BingX spot", exchange="bingx", api_type=ApiType.SPOT))
     checklist = build_checklist(record, defaults(), first_paper_trade_at=None, paper_trade_count=0, now=NOW)
-    item = checklist.items[0]
+    item = the_testnet_item(checklist)
     assert (item.key, item.automatic, item.passed) == ("testnet_test", False, None)
     assert "BingX has no testnet or demo for spot" in item.label
     ticked = build_checklist(
         record, defaults(), first_paper_trade_at=None, paper_trade_count=0, now=NOW, ticks={"testnet_test"}
     )
-    assert ticked.items[0].passed is True
+    assert the_testnet_item(ticked).passed is True
 
 
 def binance(can_withdraw: bool) -> CcxtExchange:
@@ -538,3 +544,18 @@ async def test_a_key_that_can_withdraw_fails_the_checklist_even_when_ticked(
             assert withdrawal.passed is False and "CAN withdraw" in withdrawal.detail
         else:
             assert withdrawal.passed is True  # known off, and ticked
+
+
+@pytest.mark.asyncio
+async def test_a_paper_only_venue_can_never_complete_the_checklist(service: ConnectionService) -> None:
+    (simulated,) = [r for r in await service.ensure_predefined() if r.exchange == "simulated"]
+    checklist = build_checklist(
+        simulated, defaults(), first_paper_trade_at=None, paper_trade_count=0, now=NOW
+    )
+    (capable,) = [i for i in checklist.items if i.key == "live_capable"]
+    assert (capable.automatic, capable.passed, capable.detail) == (
+        True,
+        False,
+        "Simulated market is paper only",
+    )
+    assert not checklist.ready
