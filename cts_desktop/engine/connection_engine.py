@@ -530,8 +530,7 @@ class ConnectionEngine:
             try:
                 if loop.time() >= next_count:
                     next_count = loop.time() + self._options.counts_interval_s
-                    self.open_orders = len(await trading.open_orders())
-                    self.open_positions = len(await trading.open_positions())
+                    self.open_orders, self.open_positions = await trading.open_counts()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
