@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,8 +28,8 @@ from cts_desktop.domain.engine import (
     allowed_actions,
 )
 from cts_desktop.domain.enums import Actor, EngineState, TradingMode
-from cts_desktop.domain.market import MarketType, OrderRequest, OrderSide, OrderType, PositionSide
-from cts_desktop.domain.orders import OrderIntent, OrderStatus, RiskDecision
+from cts_desktop.domain.market import MarketType, OrderSide, OrderType
+from cts_desktop.domain.orders import DifferenceKind, OrderIntent, OrderStatus, RiskDecision
 from cts_desktop.engine.connection_engine import EngineOptions
 from cts_desktop.engine.connections import ConnectionDraft, ConnectionService
 from cts_desktop.engine.coordinator import (
@@ -172,6 +172,8 @@ class Harness:
             database=self.database,
             engine_options=kwargs.pop("engine_options", FAST),
             start_backoff=kwargs.pop("start_backoff", NO_JITTER),
+            # The production order loop (risk gate, executor, reconciliation) unless a test injects faults.
+            trading_factory=kwargs.pop("trading_factory", ExecutionTradingComponent.factory()),
             sleep=self.sleep,
             **kwargs,
         )
@@ -722,18 +724,18 @@ async def test_emergency_stop_cancels_flattens_stops_and_turns_live_and_preset_o
     coordinator, (a, b) = await running(h, "Desk A", "Desk B")
     await h.connections.set_preset_trade(a, True)
     engine = coordinator.engine(a)
-    assert engine is not None
-    paper = engine.venues.trading
-    price = (await paper.fetch_ticker("ETH/USDT")).last
-    await paper.create_order(
-        OrderRequest("ETH/USDT", OrderSide.BUY, OrderType.MARKET, 0.5, "e-1", position_side=PositionSide.LONG)
+    assert engine is not None and isinstance(engine.trading, ExecutionTradingComponent)
+    price = (await engine.venues.trading.fetch_ticker("ETH/USDT")).last
+    executor = engine.trading.executor  # the production path: risk gate, intent written first
+    entry = OrderIntent(a, "ETH/USDT", OrderSide.BUY, OrderType.MARKET, 0.5, price, TradingMode.PAPER)
+    assert (await executor.submit(entry)).status is OrderStatus.FILLED
+    resting = await executor.submit(
+        replace(entry, type=OrderType.LIMIT, price=round(price * 0.5, 2), reference_price=price)
     )
-    await paper.create_order(
-        OrderRequest("ETH/USDT", OrderSide.BUY, OrderType.LIMIT, 0.5, "e-2", price=round(price * 0.5, 2))
-    )
-    assert [o.client_order_id for o in await coordinator.open_orders()] == ["e-2"]
+    assert [o.client_order_id for o in await coordinator.open_orders()] == [resting.client_order_id]
     assert [(p.symbol, p.contracts) for p in await coordinator.open_positions(a)] == [("ETH/USDT", 0.5)]
-    assert await coordinator.reconcile(a) == []
+    # The database and the venue agree: reconciliation only reports the balance.
+    assert [d.kind for d in await coordinator.reconcile(a)] == [DifferenceKind.BALANCE]
 
     report = await coordinator.emergency_stop(flatten=True)
     assert sorted(report.stopped) == sorted([a, b])
